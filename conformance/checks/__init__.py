@@ -1,0 +1,1 @@
+"""The checks, one module per requirement group of CONTRACT.md."""

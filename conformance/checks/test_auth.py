@@ -1,0 +1,87 @@
+"""AUTH: who may list jobs, and how everyone else is turned away."""
+
+from __future__ import annotations
+
+import pytest
+
+from conformance import inputs
+from conformance.judge import describe, expect, expect_error, expect_page, expect_same_jobs
+from conformance.model import page_jobs
+
+AUTH_401_CODES = ("AUTHENTICATION_REQUIRED", "INVALID_API_KEY", "TOKEN_INVALID", "API_KEY_EXPIRED",
+                  "API_KEY_DEACTIVATED", "API_KEY_PAUSED")
+NON_MEMBER_CODES = ("ORGANIZATION_ACCESS_DENIED", "INSUFFICIENT_PERMISSIONS")
+NONEXISTENT_ORG = "org_conformance_nonexistent_0000"
+
+
+def expect_no_jobs(response, requirement):
+    body = response.json() if response.is_json() else None
+    expect(not (isinstance(body, dict) and "jobs" in body),
+           f"{describe(response)}: the refusal still carries a 'jobs' member", requirement)
+
+
+@pytest.mark.requirement("AUTH-01")
+def test_no_credentials_get_401(target):
+    response = target.get({"limit": 1}, credential=None)
+    expect_error(response, 401, "AUTH-01", codes=("AUTHENTICATION_REQUIRED",), types=("authentication_error",))
+    expect_no_jobs(response, "AUTH-01")
+
+
+@pytest.mark.requirement("AUTH-02")
+@pytest.mark.parametrize("kind", sorted(inputs.MADE_UP_KEYS))
+def test_made_up_key_gets_401(target, kind):
+    response = target.get({"limit": 1}, credential=inputs.MADE_UP_KEYS[kind])
+    expect_error(response, 401, "AUTH-02", codes=AUTH_401_CODES, types=("authentication_error",))
+    expect_no_jobs(response, "AUTH-02")
+
+
+@pytest.mark.requirement("AUTH-02")
+@pytest.mark.parametrize("kind", ["one-character-changed", "truncated", "extended"])
+def test_near_miss_key_gets_401(target, kind):
+    near_miss = inputs.near_miss_keys(target.credential())[kind]
+    response = target.get({"limit": 1}, credential=near_miss)
+    expect_error(response, 401, "AUTH-02", codes=AUTH_401_CODES, types=("authentication_error",))
+    expect_no_jobs(response, "AUTH-02")
+
+
+@pytest.mark.requirement("AUTH-03")
+def test_valid_key_is_accepted(model):
+    expect_page(model.page(), "AUTH-03")
+
+
+@pytest.mark.requirement("AUTH-04")
+def test_member_without_capability_gets_403(target):
+    response = target.get({"limit": 1}, credential="no_capability_api_key")
+    expect_error(response, 403, "AUTH-04", codes=("INSUFFICIENT_PERMISSIONS",), types=("authorization_error",))
+    expect_no_jobs(response, "AUTH-04")
+
+
+@pytest.mark.requirement("AUTH-05")
+def test_foreign_organization_gets_403(target):
+    response = target.get({"limit": 1}, org=target.setting("foreign_org"))
+    expect_error(response, 403, "AUTH-05", codes=NON_MEMBER_CODES, types=("authorization_error",))
+    expect_no_jobs(response, "AUTH-05")
+
+
+@pytest.mark.requirement("AUTH-05")
+def test_nonexistent_organization_gets_403(target):
+    response = target.get({"limit": 1}, org=NONEXISTENT_ORG)
+    expect(response.status != 404, f"{describe(response)}: a non-member must get 403, never 404", "AUTH-05")
+    expect_error(response, 403, "AUTH-05", codes=NON_MEMBER_CODES, types=("authorization_error",))
+    expect_no_jobs(response, "AUTH-05")
+
+
+@pytest.mark.requirement("AUTH-06")
+@pytest.mark.parametrize("credential", ["none", "unknown"])
+def test_authentication_before_validation(target, credential):
+    chosen = None if credential == "none" else inputs.MADE_UP_KEYS["unknown"]
+    response = target.get({"limit": 0}, credential=chosen)
+    expect_error(response, 401, "AUTH-06", types=("authentication_error",))
+
+
+@pytest.mark.requirement("AUTH-07")
+def test_bearer_token_is_accepted(target, model):
+    response = target.get({}, credential="bearer_token")
+    expect_page(response, "AUTH-07")
+    expect_same_jobs(page_jobs(response), page_jobs(model.page()),
+                     "the bearer token's first page differs from the API key's", model, "AUTH-07")

@@ -1,0 +1,57 @@
+"""ORD: newest first, and the same order every time, at every page size."""
+
+from __future__ import annotations
+
+import pytest
+
+from conformance import inputs
+from conformance.judge import expect, expect_same_jobs, created_at_order_problem
+from conformance.model import page_jobs, parse_timestamp
+
+
+@pytest.mark.requirement("ORD-01")
+def test_listing_is_newest_first(listing, model):
+    moments = {parse_timestamp(job.get("created_at")) for job in listing.jobs} - {None}
+    if len(moments) < 2:
+        pytest.skip(f"the listing ({listing.describe()}) needs jobs with two different created_at")
+    problem = created_at_order_problem(listing.jobs)
+    if problem:
+        model.confirm_unchanged()
+    expect(problem is None, f"{listing.describe()} is not newest first: {problem}", "ORD-01")
+
+
+@pytest.mark.requirement("ORD-02")
+@pytest.mark.parametrize("params", [{}, {"limit": 7, "offset": 3}], ids=["first-page", "inner-page"])
+def test_repeated_request_returns_the_same_order(target, model, listing, params):
+    if len(listing) < 2:
+        pytest.skip(f"the listing ({listing.describe()}) has fewer than 2 jobs")
+    first = page_jobs(target.get(params))
+    again = page_jobs(target.get(params))
+    expect_same_jobs(again, first, f"the same request ({params or 'no parameters'}) asked twice", model, "ORD-02")
+
+
+@pytest.mark.requirement("ORD-02")
+@pytest.mark.parametrize("page_size", inputs.TILING_PAGE_SIZES)
+def test_pages_tile_the_listing(model, listing, page_size):
+    if len(listing) < 2:
+        pytest.skip(f"the listing ({listing.describe()}) has fewer than 2 jobs")
+    covered = min(len(listing), page_size * inputs.TILING_REQUEST_BUDGET)
+    walk = model.walk(page_size, max_jobs=covered)
+    expected = listing.jobs[:covered]
+    expect_same_jobs(walk.jobs, expected,
+                     f"pages of {page_size} joined together (first {covered} jobs)", model, "ORD-02")
+
+
+@pytest.mark.requirement("ORD-02")
+def test_pages_split_inside_ties_agree(model, listing):
+    runs = listing.tie_runs()[: inputs.MAX_TIE_RUNS]
+    if not runs:
+        pytest.skip(f"no jobs share a created_at in {listing.describe()}")
+    for start, length in runs:
+        for offset, limit in ((start + 1, length), (max(start - 1, 0), 2)):
+            if not listing.covers(offset + limit):
+                continue
+            page = page_jobs(model.page(offset=offset, limit=limit))
+            expect_same_jobs(page, listing.window(offset, limit),
+                             f"page offset={offset} limit={limit} splitting the {length} jobs that share "
+                             f"created_at at position {start}", model, "ORD-02")

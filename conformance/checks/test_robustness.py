@@ -1,0 +1,44 @@
+"""ROB: odd requests are answered, in JSON, without a server error."""
+
+from __future__ import annotations
+
+import pytest
+
+from conformance import inputs
+from conformance.judge import describe, expect, expect_page, expect_same_jobs, body_excerpt
+from conformance.model import page_jobs
+
+ODD_QUERIES = {
+    "repeated-limit": "limit=1&limit=2",
+    "huge-limit": "limit=99999999999999999999999",
+    "huge-offset": "offset=99999999999999999999999",
+    "negative-zero": "limit=-0&offset=-0",
+    "plus-sign": "limit=%2B5",
+    "exponent": "limit=1e2",
+    "hex": "offset=0x10",
+    "array-syntax": "limit[]=5&status[]=queued",
+    "null-byte": "status=queued%00&limit=5%00",
+    "long-value": "status=" + "a" * 4000,
+    "unicode": "status=%F0%9F%8E%B5&limit=%D9%A3",
+    "bad-percent-encoding": "status=%zz&limit=%",
+    "all-invalid": "status=NOPE&limit=0&offset=-5",
+    "empty-names": "=&&=1",
+    "unknown-with-valid": "limit=3&offset=1&status=succeeded&include=track&expand=all",
+}
+
+
+@pytest.mark.requirement("ROB-01")
+@pytest.mark.parametrize("name", sorted(ODD_QUERIES))
+def test_odd_query_gets_a_json_answer(target, name):
+    response = target.get(raw_query=ODD_QUERIES[name])
+    expect(response.status < 500, f"{describe(response)}: server error; body: {body_excerpt(response)}", "ROB-01")
+    expect(response.is_json(), f"{describe(response)}: body is not JSON: {body_excerpt(response)!r}", "ROB-01")
+
+
+@pytest.mark.requirement("ROB-02")
+@pytest.mark.parametrize("name, value", inputs.UNKNOWN_PARAMETERS, ids=[n for n, _ in inputs.UNKNOWN_PARAMETERS])
+def test_unknown_parameter_is_ignored(target, model, name, value):
+    response = target.get({"limit": 5, "offset": 1, name: value})
+    body = expect_page(response, "ROB-02")
+    expect_same_jobs(body["jobs"], page_jobs(model.page(limit=5, offset=1)),
+                     f"{describe(response)} against the same page without {name}", model, "ROB-02")

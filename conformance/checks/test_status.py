@@ -1,0 +1,59 @@
+"""STA: the status filter, its pagination, and values outside the six."""
+
+from __future__ import annotations
+
+import pytest
+
+from conformance import inputs, schemas
+from conformance.judge import (describe, expect, expect_page, expect_same_jobs, expect_validation_error)
+from conformance.model import page_jobs, short_id
+
+STATUSES = schemas.statuses()
+
+
+@pytest.mark.requirement("STA-01")
+@pytest.mark.parametrize("status", STATUSES)
+def test_each_status_is_accepted(model, status):
+    expect_page(model.page(status=status, limit=100, offset=0), "STA-01")
+
+
+@pytest.mark.requirement("STA-02")
+@pytest.mark.parametrize("status", STATUSES)
+def test_filtered_listing_is_the_subsequence(model, listing, status):
+    filtered = model.filtered(status)
+    expected = listing.with_status(status)
+    strays = [f"{short_id(job.get('id', '?'))} is {job.get('status')!r}" for job in filtered.jobs
+              if job.get("status") != status]
+    expect(not strays, f"status={status} returned other statuses: {'; '.join(strays[:5])}", "STA-02")
+    actual = filtered.jobs if listing.complete else filtered.jobs[: len(expected)]
+    expect_same_jobs(actual, expected, f"status={status} walked against the {status} jobs of {listing.describe()}",
+                     model, "STA-02")
+    if len(expected) < 3:
+        pytest.skip(f"only {len(expected)} {status} jobs in {listing.describe()}: pagination within the "
+                    "filter not checked")
+    for offset, limit in ((1, 2), (len(expected) - 2, 7)):
+        page = page_jobs(model.page(status=status, offset=offset, limit=limit))
+        expect_same_jobs(page, expected[offset:offset + limit],
+                         f"page status={status} offset={offset} limit={limit} (pagination after filtering)",
+                         model, "STA-02")
+
+
+@pytest.mark.requirement("STA-03")
+@pytest.mark.parametrize("value", inputs.OUTSIDE_STATUSES, ids=lambda v: f"status={v!r}")
+def test_outside_status_never_yields_other_jobs(target, value):
+    response = target.cached(("status", value), lambda: target.get({"status": value}))
+    expect(response.status < 500, f"{describe(response)}: a server error for an unknown status", "STA-03")
+    if response.status != 200:
+        return
+    body = expect_page(response, "STA-03")
+    others = [job.get("status") if isinstance(job, dict) else job for job in body["jobs"]
+              if not isinstance(job, dict) or job.get("status") != value]
+    expect(not others, f"{describe(response)}: {len(others)} jobs of other statuses, e.g. {others[:1]!r}",
+           "STA-03")
+
+
+@pytest.mark.requirement("STA-04")
+@pytest.mark.parametrize("value", inputs.OUTSIDE_STATUSES, ids=lambda v: f"status={v!r}")
+def test_outside_status_is_a_validation_error(target, value):
+    response = target.cached(("status", value), lambda: target.get({"status": value}))
+    expect_validation_error(response, "STA-04")

@@ -1,0 +1,297 @@
+"""Run configuration: one table of settings, resolved option > environment > file > default.
+
+The same table gives ``conformance run`` its options, the pytest plugin its options, the
+environment variable names and the keys of ``conformance.toml``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+DEFAULT_CONFIG_FILE = "conformance.toml"
+
+
+class ConfigError(Exception):
+    """Invalid configuration. The message is one line that names the setting."""
+
+
+class Secret:
+    """A credential. Prints as ``***`` so it cannot leak through a repr or an f-string."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __repr__(self) -> str:
+        return "Secret('***')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class SettingSpec:
+    """One setting: its attribute name, CLI option, environment variable and meaning."""
+
+    name: str
+    option: str
+    env: str | None
+    help: str
+    parse: Callable[[str], Any] = str
+    default: Any = None
+    secret: bool = False
+    metavar: str | None = None
+    flag: bool = False
+
+
+def _positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise ValueError("must be 1 or more")
+    return value
+
+
+def _non_negative_float(text: str) -> float:
+    value = float(text)
+    if value < 0:
+        raise ValueError("must be 0 or more")
+    return value
+
+
+def _boolean(text: str) -> bool:
+    lowered = str(text).strip().lower()
+    if lowered in ("1", "true", "yes", "on"):
+        return True
+    if lowered in ("0", "false", "no", "off"):
+        return False
+    raise ValueError("must be true or false")
+
+
+SETTINGS: tuple[SettingSpec, ...] = (
+    SettingSpec("base_url", "--base-url", "CONFORMANCE_BASE_URL",
+                "deployment root, e.g. https://api.example.com; without it the bundled "
+                "reference deployment is started and tested", metavar="URL"),
+    SettingSpec("org", "--org", "CONFORMANCE_ORG_ID",
+                "organization of the main caller", metavar="ID"),
+    SettingSpec("api_key", "--api-key", "FREDDY_API_KEY",
+                "main caller's key: a member holding USE_MUSIC_GENERATION", secret=True,
+                metavar="KEY"),
+    SettingSpec("no_capability_api_key", "--no-capability-api-key",
+                "CONFORMANCE_NO_CAPABILITY_API_KEY",
+                "key of a member lacking USE_MUSIC_GENERATION (AUTH-04)", secret=True,
+                metavar="KEY"),
+    SettingSpec("foreign_org", "--foreign-org", "CONFORMANCE_FOREIGN_ORG_ID",
+                "an organization the main caller does not belong to (AUTH-05)", metavar="ID"),
+    SettingSpec("second_user_api_key", "--second-user-api-key",
+                "CONFORMANCE_SECOND_USER_API_KEY",
+                "key of another member of the same organization (ISO-01)", secret=True,
+                metavar="KEY"),
+    SettingSpec("bearer_token", "--bearer-token", "CONFORMANCE_BEARER_TOKEN",
+                "optional bearer token of the main caller (AUTH-07)", secret=True,
+                metavar="TOKEN"),
+    SettingSpec("dataset", "--dataset", "CONFORMANCE_DATASET",
+                'JSON file {"organization_id": ..., "jobs": [...]}: the caller\'s jobs newest '
+                "first, as the list view shows them (DAT-01)", parse=Path, metavar="FILE"),
+    SettingSpec("report_dir", "--report-dir", "CONFORMANCE_REPORT_DIR",
+                "where report.html, junit.xml and results.json go", parse=Path,
+                default=Path("reports"), metavar="DIR"),
+    SettingSpec("timeout", "--timeout", "CONFORMANCE_TIMEOUT",
+                "seconds to wait for each response", parse=_non_negative_float, default=10.0,
+                metavar="SECONDS"),
+    SettingSpec("max_rps", "--max-rps", "CONFORMANCE_MAX_RPS",
+                "at most this many requests per second (default: unlimited)",
+                parse=_non_negative_float, metavar="N"),
+    SettingSpec("max_listing", "--max-listing", "CONFORMANCE_MAX_LISTING",
+                "walk at most this many jobs of the listing; checks say when they covered "
+                "a prefix", parse=_positive_int, default=2000, metavar="N"),
+    SettingSpec("ca_bundle", "--ca-bundle", "CONFORMANCE_CA_BUNDLE",
+                "CA certificates (PEM) to trust for an https target", parse=Path,
+                metavar="FILE"),
+    SettingSpec("insecure", "--insecure", "CONFORMANCE_INSECURE",
+                "do not verify the target's TLS certificate", parse=_boolean, default=False,
+                flag=True),
+)
+
+SPECS_BY_NAME: dict[str, SettingSpec] = {spec.name: spec for spec in SETTINGS}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Resolved settings of one run. Credentials are :class:`Secret`."""
+
+    base_url: str | None = None
+    org: str | None = None
+    api_key: Secret | None = None
+    no_capability_api_key: Secret | None = None
+    foreign_org: str | None = None
+    second_user_api_key: Secret | None = None
+    bearer_token: Secret | None = None
+    dataset: Path | None = None
+    report_dir: Path = Path("reports")
+    timeout: float = 10.0
+    max_rps: float | None = None
+    max_listing: int = 2000
+    ca_bundle: Path | None = None
+    insecure: bool = False
+    sources: dict[str, str] = field(default_factory=dict, compare=False)
+
+    @property
+    def uses_reference(self) -> bool:
+        """True when no target was given: the run tests the bundled reference deployment."""
+        return self.base_url is None
+
+    def secrets(self) -> list[str]:
+        """Every configured credential's value, for redaction."""
+        values = (getattr(self, spec.name) for spec in SETTINGS if spec.secret)
+        return [value.reveal() for value in values if value is not None and value.reveal()]
+
+    def public(self) -> dict[str, Any]:
+        """The settings with credentials replaced by 'configured' / 'not configured'."""
+        described: dict[str, Any] = {}
+        for spec in SETTINGS:
+            value = getattr(self, spec.name)
+            if spec.secret:
+                described[spec.name] = "configured" if value is not None else "not configured"
+            elif isinstance(value, Path):
+                described[spec.name] = str(value)
+            else:
+                described[spec.name] = value
+        return described
+
+
+def setting_label(name: str) -> str:
+    """How a person sets it: ``--api-key (FREDDY_API_KEY)``."""
+    spec = SPECS_BY_NAME[name]
+    return f"{spec.option} ({spec.env})" if spec.env else spec.option
+
+
+def resolve(
+    options: Mapping[str, Any],
+    environ: Mapping[str, str] | None = None,
+    config_file: Path | None = None,
+    cwd: Path | None = None,
+) -> Settings:
+    """Settings from command-line ``options`` (None = not given), the environment and a file.
+
+    ``config_file`` is the ``--config`` value; without it ``conformance.toml`` in ``cwd``
+    is read when present. Raises :class:`ConfigError` for anything invalid.
+    """
+    environ = os.environ if environ is None else environ
+    cwd = Path.cwd() if cwd is None else cwd
+    file_values = _read_config_file(config_file, cwd)
+    values: dict[str, Any] = {}
+    sources: dict[str, str] = {}
+    for spec in SETTINGS:
+        raw, source = _pick(spec, options, environ, file_values)
+        if raw is None:
+            continue
+        values[spec.name] = _parse(spec, raw, source)
+        sources[spec.name] = source
+    settings = Settings(**values, sources=sources)
+    validate(settings)
+    return settings
+
+
+def _pick(
+    spec: SettingSpec,
+    options: Mapping[str, Any],
+    environ: Mapping[str, str],
+    file_values: Mapping[str, Any],
+) -> tuple[Any, str]:
+    given = options.get(spec.name)
+    if given is not None and given != "" and not (spec.flag and given is False):
+        return given, "option"
+    if spec.env and environ.get(spec.env, "") != "":
+        return environ[spec.env], "environment"
+    if spec.name in file_values and file_values[spec.name] not in ("", None):
+        return file_values[spec.name], "file"
+    return None, "default"
+
+
+def _parse(spec: SettingSpec, raw: Any, source: str) -> Any:
+    try:
+        value = spec.parse(str(raw))
+    except ValueError as error:
+        raise ConfigError(f"{setting_label(spec.name)} from the {source}: {error}") from None
+    return Secret(value) if spec.secret else value
+
+
+def _read_config_file(config_file: Path | None, cwd: Path) -> dict[str, Any]:
+    path = config_file if config_file is not None else cwd / DEFAULT_CONFIG_FILE
+    if config_file is None and not path.is_file():
+        return {}
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError(f"--config: no such file: {path}") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"--config: cannot read {path}: {error}") from None
+    except tomllib.TOMLDecodeError as error:
+        raise ConfigError(f"--config: {path} is not valid TOML: {error}") from None
+    table = data.get("conformance", data)
+    unknown = sorted(set(table) - set(SPECS_BY_NAME))
+    if unknown:
+        raise ConfigError(
+            f"--config: {path} has unknown setting {unknown[0]!r}; "
+            f"known: {', '.join(SPECS_BY_NAME)}"
+        )
+    return dict(table)
+
+
+def validate(settings: Settings) -> None:
+    """Raise :class:`ConfigError` naming the first setting that cannot work."""
+    if settings.base_url is not None:
+        parts = urlsplit(settings.base_url)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ConfigError(
+                f"{setting_label('base_url')}: {settings.base_url!r} is not an http:// or "
+                "https:// URL"
+            )
+        for name in ("org", "api_key"):
+            if getattr(settings, name) is None:
+                raise ConfigError(f"{setting_label(name)} is required with --base-url")
+    if settings.dataset is not None:
+        load_dataset(settings.dataset)
+    if settings.ca_bundle is not None and not settings.ca_bundle.is_file():
+        raise ConfigError(f"{setting_label('ca_bundle')}: no such file: {settings.ca_bundle}")
+    if settings.report_dir.exists() and not settings.report_dir.is_dir():
+        raise ConfigError(f"{setting_label('report_dir')}: {settings.report_dir} is not a folder")
+
+
+def load_dataset(path: Path) -> dict[str, Any]:
+    """The DAT-01 oracle file, checked for shape; :class:`ConfigError` names ``--dataset``."""
+    label = setting_label("dataset")
+    try:
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as error:
+        raise ConfigError(f"{label}: cannot read {path}: {error.strerror or error}") from None
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ConfigError(f"{label}: {path} is not valid JSON: {error}") from None
+    if not isinstance(data, dict) or not isinstance(data.get("jobs"), list):
+        raise ConfigError(f'{label}: {path} must be an object {{"organization_id": ..., "jobs": [...]}}')
+    if not all(isinstance(job, dict) and isinstance(job.get("id"), str) for job in data["jobs"]):
+        raise ConfigError(f"{label}: {path}: every job must be an object with a string id")
+    return data
+
+
+def with_overrides(settings: Settings, **changes: Any) -> Settings:
+    """A copy with some settings replaced (used when the reference deployment fills them)."""
+    current = {f.name: getattr(settings, f.name) for f in fields(settings)}
+    current.update(changes)
+    return Settings(**current)

@@ -1,0 +1,135 @@
+"""The parts of report.html the suite adds to pytest-html's page, from the result model."""
+
+from __future__ import annotations
+
+import json
+from html import escape
+from typing import Any
+
+from conformance import __version__, catalogue
+from conformance.client import Exchange
+from conformance.results import CheckRecord, RunResult
+
+MATRIX_ORDER = {"failed": 0, "error": 1, "not_checked": 2, "passed": 3}
+STYLE = """
+<style>
+.cf-verdict{font-size:1.4em;font-weight:bold;padding:.4em .8em;display:inline-block;border-radius:4px}
+.cf-conformant{background:#d4edda}.cf-nonconformant{background:#f8d7da}
+.cf-incomplete{background:#fff3cd}.cf-error{background:#f8d7da}
+.cf-matrix{border-collapse:collapse;margin:1em 0}.cf-matrix td,.cf-matrix th{border:1px solid #ccc;padding:3px 6px;vertical-align:top}
+.cf-failed{color:#a00;font-weight:bold}.cf-error-outcome{color:#a00}.cf-not_checked{color:#8a6d00}.cf-passed{color:#070}
+.cf-exchange{border-left:3px solid #ccc;margin:.5em 0;padding-left:.5em}
+.cf-exchange pre{white-space:pre-wrap;max-height:30em;overflow:auto;background:#f7f7f7;padding:4px}
+</style>
+"""
+
+
+def metadata(result: RunResult) -> dict[str, str]:
+    """The 'Environment' table: only facts that are safe to publish."""
+    return {
+        "Target": result.base_url or "(bundled reference deployment)",
+        "Organization": result.organization_id,
+        "Suite": f"conformance {__version__}",
+        "Contract": f"{catalogue.CONTRACT_VERSION} (sha256 {catalogue.contract_digest()[:12]})",
+    }
+
+
+def summary(result: RunResult) -> list[str]:
+    """The header (verdict and run facts) and the requirement matrix."""
+    verdict, reason = result.verdict()
+    facts = result.to_dict()
+    rows = [
+        ("Target", f"{result.base_url}" + (" (bundled reference deployment)" if result.reference else "")),
+        ("Organization", result.organization_id),
+        ("Suite / contract", f"{__version__} / {catalogue.CONTRACT_VERSION} (sha256 {catalogue.contract_digest()[:12]})"),
+        ("Hypothesis", ", ".join(f"{k} {v}" for k, v in result.hypothesis.items()) or "-"),
+        ("Started", facts["started_at"]),
+        ("Duration", f"{facts['duration_s']} s"),
+        ("Requests", str(result.requests)),
+        ("Listing", _listing_text(result.listing)),
+    ]
+    header = [
+        STYLE,
+        f'<p><span class="cf-verdict cf-{verdict}">Verdict: {verdict.upper()}</span> '
+        f"{escape(reason or '')}</p>",
+        '<table class="cf-matrix" id="cf-facts">'
+        + "".join(f"<tr><th>{escape(k)}</th><td>{escape(v)}</td></tr>" for k, v in rows)
+        + "</table>",
+    ]
+    return header + [requirement_matrix(result)]
+
+
+def requirement_matrix(result: RunResult) -> str:
+    requirements = sorted(result.requirements().values(),
+                          key=lambda r: (MATRIX_ORDER[r.outcome], r.id))
+    body = "".join(
+        f'<tr data-requirement="{r.id}" data-outcome="{r.outcome}"><td>{r.id}</td><td>{r.level}</td>'
+        f'<td class="{_outcome_class(r.outcome)}">{_outcome_label(r.outcome, r.level)}</td>'
+        f"<td>{escape(r.text)}</td><td>{escape(r.reason or '')}</td>"
+        f"<td>{'<br>'.join(escape(c) for c in r.checks)}</td></tr>"
+        for r in requirements
+    )
+    return (
+        "<h2>Requirements</h2>"
+        '<table class="cf-matrix" id="cf-requirements"><tr><th>Id</th><th>Level</th><th>Outcome</th>'
+        f"<th>Requirement</th><th>Reason</th><th>Checks</th></tr>{body}</table>"
+    )
+
+
+def check_extras(record: CheckRecord) -> list[dict[str, Any]]:
+    """pytest-html extras of one check: its requirements, message, exchanges and a curl."""
+    from pytest_html import extras
+
+    parts = [f"<p><b>Requirements:</b> {escape(', '.join(record.requirements))}</p>"]
+    if record.message:
+        parts.append(f"<p><b>{escape(_outcome_label(record.outcome, ''))}:</b> {escape(record.message)}</p>")
+    if record.outcome in ("failed", "error") and record.curl:
+        parts.append(f"<p><b>Reproduce:</b></p><pre class=\"cf-curl\">{escape(record.curl)}</pre>")
+    parts += [exchange_html(exchange) for exchange in record.exchanges[-MAX_EXCHANGES_SHOWN:]]
+    if len(record.exchanges) > MAX_EXCHANGES_SHOWN:
+        parts.insert(-MAX_EXCHANGES_SHOWN, f"<p>({len(record.exchanges) - MAX_EXCHANGES_SHOWN} earlier exchanges not shown)</p>")
+    return [extras.html("".join(parts))]
+
+
+MAX_EXCHANGES_SHOWN = 5
+
+
+def exchange_html(exchange: Exchange) -> str:
+    request = "\n".join(f"{name}: {value}" for name, value in exchange.request_headers)
+    response = "\n".join(f"{name}: {value}" for name, value in exchange.response_headers)
+    status = exchange.error or f"{exchange.status}"
+    note = " (rate limited; retried, not judged)" if exchange.retried else ""
+    truncated = " (truncated)" if exchange.body_truncated else ""
+    return (
+        f'<div class="cf-exchange"><p><b>{escape(exchange.method)} {escape(exchange.url)}</b> '
+        f"&rarr; {escape(status)}{note} in {exchange.elapsed_s * 1000:.0f} ms</p>"
+        f"<pre>{escape(request)}</pre><pre>{escape(response)}</pre>"
+        f"<pre>{escape(pretty_body(exchange.body))}{truncated}</pre></div>"
+    )
+
+
+def pretty_body(body: str) -> str:
+    try:
+        return json.dumps(json.loads(body), indent=2)
+    except ValueError:
+        return body
+
+
+def _outcome_label(outcome: str, level: str) -> str:
+    label = outcome.replace("_", " ")
+    return f"{label} ({level} - warning)" if outcome == "failed" and level in ("SHOULD", "MAY") else label
+
+
+def _outcome_class(outcome: str) -> str:
+    return "cf-error-outcome" if outcome == "error" else f"cf-{outcome}"
+
+
+def _listing_text(listing: dict[str, Any]) -> str:
+    if "jobs" not in listing:
+        return "not walked"
+    scope = "whole listing" if listing.get("complete") else "a prefix (capped by --max-listing)"
+    changed = "; changed during the run" if listing.get("changed_during_run") else ""
+    return f"{listing['jobs']} jobs, {scope}{changed}"
+
+
+__all__ = ["check_extras", "escape", "exchange_html", "metadata", "summary"]

@@ -1,0 +1,156 @@
+"""The result model of a run: per check, per requirement, the verdict.
+
+Every artifact (results.json, junit.xml, report.html, the console summary) is written from
+this one model, so they cannot disagree.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from conformance import __version__, catalogue
+from conformance.client import Exchange
+
+Outcome = Literal["passed", "failed", "not_checked", "error"]
+Verdict = Literal["conformant", "nonconformant", "incomplete", "error"]
+
+OUTCOME_RANK: dict[str, int] = {"failed": 3, "error": 2, "not_checked": 1, "passed": 0}
+EXIT_CODES: dict[str, int] = {"conformant": 0, "incomplete": 0, "nonconformant": 1, "error": 3}
+
+
+@dataclass
+class CheckRecord:
+    """One check (one pytest item): what it cites, what it sent, how it ended."""
+
+    id: str
+    requirements: tuple[str, ...]
+    outcome: Outcome = "passed"
+    message: str | None = None
+    duration_s: float = 0.0
+    exchanges: list[Exchange] = field(default_factory=list)
+    violated: tuple[str, ...] = ()
+    note: str | None = None
+
+    def outcome_for(self, requirement_id: str) -> tuple[Outcome, str | None]:
+        """This check's outcome for one of its requirements.
+
+        A check that cites several requirements and failed on one of them did not finish
+        checking the others: those are not checked by it, not passed.
+        """
+        if self.outcome == "failed" and self.violated and requirement_id not in self.violated:
+            return "not_checked", f"{self.id} stopped at a failure of {', '.join(self.violated)}"
+        return self.outcome, self.message
+
+    @property
+    def curl(self) -> str | None:
+        """A command that reproduces the request the check judged last."""
+        judged = [exchange for exchange in self.exchanges if not exchange.retried]
+        return judged[-1].curl if judged else None
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "requirements": list(self.requirements), "outcome": self.outcome,
+            "duration_s": round(self.duration_s, 4), "requests": len(self.exchanges),
+            "message": self.message, "curl": self.curl if self.outcome != "passed" else None,
+        }
+
+
+@dataclass(frozen=True)
+class RequirementResult:
+    id: str
+    level: str
+    text: str
+    outcome: Outcome
+    reason: str | None
+    checks: tuple[str, ...]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"level": self.level, "text": self.text, "outcome": self.outcome,
+                "reason": self.reason, "checks": list(self.checks)}
+
+
+def aggregate(requirement: catalogue.Requirement, checks: Iterable[CheckRecord]) -> RequirementResult:
+    """Worst outcome over the requirement's checks; no check at all is ``not_checked``."""
+    cited = [check for check in checks if requirement.id in check.requirements]
+    if not cited:
+        return RequirementResult(requirement.id, requirement.level, requirement.text,
+                                 "not_checked", "no check for it ran in this run", ())
+    outcomes = [(check, *check.outcome_for(requirement.id)) for check in cited]
+    worst_check, worst, reason = max(outcomes, key=lambda item: OUTCOME_RANK[item[1]])
+    if worst != "passed" and reason is None:
+        reason = f"{worst_check.id}: {worst}"
+    return RequirementResult(requirement.id, requirement.level, requirement.text, worst,
+                             reason if worst != "passed" else None,
+                             tuple(check.id for check in cited))
+
+
+@dataclass
+class RunResult:
+    """Everything a run produced, from which every artifact is written."""
+
+    base_url: str
+    organization_id: str
+    reference: bool
+    configuration: dict[str, Any]
+    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    finished_at: datetime | None = None
+    checks: list[CheckRecord] = field(default_factory=list)
+    requests: int = 0
+    run_error: str | None = None
+    listing: dict[str, Any] = field(default_factory=dict)
+    hypothesis: dict[str, Any] = field(default_factory=dict)
+
+    def requirements(self) -> dict[str, RequirementResult]:
+        return {rid: aggregate(req, self.checks) for rid, req in catalogue.REQUIREMENTS.items()}
+
+    def verdict(self) -> tuple[Verdict, str | None]:
+        """The run's verdict and, unless conformant, why. Only MUSTs decide it."""
+        if self.run_error:
+            return "error", self.run_error
+        musts = [r for r in self.requirements().values() if r.level == "MUST"]
+        for outcome, verdict in (("failed", "nonconformant"), ("error", "error"),
+                                 ("not_checked", "incomplete")):
+            hit = [r.id for r in musts if r.outcome == outcome]
+            if hit:
+                return verdict, f"MUST {outcome.replace('_', ' ')}: {', '.join(hit)}"  # type: ignore[return-value]
+        return "conformant", None
+
+    def exit_code(self) -> int:
+        return EXIT_CODES[self.verdict()[0]]
+
+    def counts(self) -> dict[str, int]:
+        results = self.requirements().values()
+        counts = {outcome: 0 for outcome in OUTCOME_RANK}
+        for result in results:
+            counts[result.outcome] += 1
+        counts["warnings"] = sum(1 for r in results if r.outcome == "failed" and r.level != "MUST")
+        return counts
+
+    def to_dict(self) -> dict[str, Any]:
+        verdict, reason = self.verdict()
+        finished = self.finished_at or datetime.now(timezone.utc)
+        return {
+            "suite": {"name": "conformance", "version": __version__},
+            "contract": {"version": catalogue.CONTRACT_VERSION, "sha256": catalogue.contract_digest()},
+            "target": {"base_url": self.base_url, "organization_id": self.organization_id,
+                       "reference": self.reference},
+            "started_at": _iso(self.started_at),
+            "finished_at": _iso(finished),
+            "duration_s": round((finished - self.started_at).total_seconds(), 3),
+            "verdict": verdict,
+            "verdict_reason": reason,
+            "counts": self.counts(),
+            "requests": self.requests,
+            "hypothesis": self.hypothesis,
+            "listing": self.listing,
+            "configuration": self.configuration,
+            "requirements": {rid: r.to_dict() for rid, r in self.requirements().items()},
+            "checks": [check.to_dict() for check in self.checks],
+        }
+
+
+def _iso(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")

@@ -1,0 +1,137 @@
+"""One run against one target: settings, the reference deployment when needed, the client,
+the model of the listing and the result model, opened once and shared by every check."""
+
+from __future__ import annotations
+
+import tempfile
+from collections.abc import Callable, Hashable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conformance import config
+from conformance.client import Credential, TargetClient, TargetUnreachable
+from conformance.config import Settings, setting_label
+from conformance.model import ListingModel
+from conformance.results import RunResult
+
+
+@dataclass(frozen=True)
+class Target:
+    """What a check needs to send requests: the organization, credentials and the client."""
+
+    settings: Settings
+    client: TargetClient
+    _cache: dict[Hashable, Any] = field(default_factory=dict, compare=False, repr=False)
+
+    def cached(self, key: Hashable, fetch: Callable[[], Any]) -> Any:
+        """``fetch()`` once per run for ``key``; later calls share the answer."""
+        if key not in self._cache:
+            self._cache[key] = fetch()
+        return self._cache[key]
+
+    @property
+    def org(self) -> str:
+        assert self.settings.org is not None
+        return self.settings.org
+
+    def credential(self, name: str = "api_key") -> Credential:
+        """The configured credential ``name`` (a setting name), or the check is not checked."""
+        secret = getattr(self.settings, name)
+        if secret is None:
+            pytest.skip(f"not configured: set {setting_label(name)}")
+        spec = config.SPECS_BY_NAME[name]
+        if name == "bearer_token":
+            return Credential.bearer(secret.reveal(), spec.env or name)
+        return Credential.api_key(secret.reveal(), spec.env or name)
+
+    def setting(self, name: str) -> Any:
+        """A non-secret setting a check needs, or the check is not checked."""
+        value = getattr(self.settings, name)
+        if value is None:
+            pytest.skip(f"not configured: set {setting_label(name)}")
+        return value
+
+    def get(self, params: Any = None, *, credential: Credential | None | str = "api_key",
+            org: str | None = None, raw_query: str | None = None):
+        """GET the list endpoint as the main caller (or with ``credential``; None = no auth)."""
+        if isinstance(credential, str):
+            credential = self.credential(credential)
+        return self.client.get(org or self.org, params, credential=credential, raw_query=raw_query)
+
+
+class RunContext:
+    """Everything one run shares. Use :meth:`open` and :meth:`close` (or ``with``)."""
+
+    def __init__(self, settings: Settings, client: TargetClient, reference: Any = None,
+                 scratch: tempfile.TemporaryDirectory[str] | None = None) -> None:
+        self.settings = settings
+        self.client = client
+        self.reference = reference
+        self._scratch = scratch
+        self.target = Target(settings, client)
+        self.model = ListingModel(lambda params: self.target.get(params), max_jobs=settings.max_listing)
+        self.result = RunResult(
+            base_url=settings.base_url or "",
+            organization_id=settings.org or "",
+            reference=reference is not None,
+            configuration=settings.public(),
+        )
+        client.add_observer(self._count)
+
+    @classmethod
+    def open(cls, settings: Settings, *, reference_options: dict[str, Any] | None = None) -> RunContext:
+        """Start the reference deployment when no target is configured, then connect."""
+        reference = scratch = None
+        if settings.uses_reference:
+            settings, reference, scratch = _start_reference(settings, reference_options or {})
+        verify: bool | str = False if settings.insecure else (str(settings.ca_bundle) if settings.ca_bundle else True)
+        client = TargetClient(settings.base_url or "", secrets=settings.secrets(),
+                              timeout=settings.timeout, max_rps=settings.max_rps, verify=verify)
+        return cls(settings, client, reference, scratch)
+
+    def preflight(self) -> None:
+        """One request before any check: :class:`TargetUnreachable` names the cause."""
+        self.client.get(self.target.org, {"limit": 1}, credential=self.target.credential())
+
+    def close(self) -> None:
+        self.client.close()
+        if self.reference is not None:
+            self.reference.stop()
+        if self._scratch is not None:
+            self._scratch.cleanup()
+
+    def __enter__(self) -> RunContext:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _count(self, exchange: Any) -> None:
+        self.result.requests = self.client.request_count
+
+
+def _start_reference(settings: Settings, options: dict[str, Any]):
+    from conformance.reference import ReferenceServer
+
+    server = ReferenceServer(**options).start()
+    fixture = server.fixture
+    scratch = tempfile.TemporaryDirectory(prefix="conformance-")
+    dataset = fixture.write_dataset(Path(scratch.name) / "dataset.json")
+    filled = config.with_overrides(
+        settings,
+        base_url=server.base_url,
+        org=fixture.organization_id,
+        api_key=config.Secret(fixture.api_key),
+        no_capability_api_key=config.Secret(fixture.no_capability_api_key),
+        foreign_org=fixture.foreign_organization_id,
+        second_user_api_key=config.Secret(fixture.second_user_api_key),
+        bearer_token=config.Secret(fixture.bearer_token),
+        dataset=dataset,
+    )
+    return filled, server, scratch
+
+
+__all__ = ["RunContext", "Target", "TargetUnreachable"]
