@@ -74,6 +74,15 @@ def _non_negative_float(text: str) -> float:
     return value
 
 
+HYPOTHESIS_PROFILES = ("quick", "ci", "thorough")
+
+
+def _profile_name(text: str) -> str:
+    if text not in HYPOTHESIS_PROFILES:
+        raise ValueError(f"{text!r} is not one of {', '.join(HYPOTHESIS_PROFILES)}")
+    return text
+
+
 def _boolean(text: str) -> bool:
     lowered = str(text).strip().lower()
     if lowered in ("1", "true", "yes", "on"):
@@ -126,6 +135,14 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("insecure", "--insecure", "CONFORMANCE_INSECURE",
                 "do not verify the target's TLS certificate", parse=_boolean, default=False,
                 flag=True),
+    SettingSpec("hypothesis_profile", "--hypothesis-profile", "CONFORMANCE_HYPOTHESIS_PROFILE",
+                "Hypothesis profile: quick, ci or thorough (ten times ci's examples)",
+                parse=_profile_name, default="ci", metavar="NAME"),
+    SettingSpec("examples", "--examples", "CONFORMANCE_EXAMPLES",
+                "Hypothesis examples per property (overrides the profile's count)",
+                parse=_positive_int, metavar="N"),
+    SettingSpec("seed", "--seed", "CONFORMANCE_SEED",
+                "Hypothesis seed; the same seed sends the same requests", parse=int, metavar="N"),
 )
 
 SPECS_BY_NAME: dict[str, SettingSpec] = {spec.name: spec for spec in SETTINGS}
@@ -149,6 +166,9 @@ class Settings:
     max_listing: int = 2000
     ca_bundle: Path | None = None
     insecure: bool = False
+    hypothesis_profile: str = "ci"
+    examples: int | None = None
+    seed: int | None = None
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
