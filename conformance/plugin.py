@@ -25,9 +25,15 @@ PLUGIN_KEY = pytest.StashKey["ConformancePlugin"]()
 REQUIREMENT_MARK = "requirement"
 
 
+# Settings whose pytest option Hypothesis' own plugin already registers: read its value instead.
+HYPOTHESIS_OPTIONS = {"hypothesis_profile": "hypothesis_profile", "seed": "hypothesis_seed"}
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("conformance", "conformance suite (option > environment > file)")
     for spec in config.SETTINGS:
+        if spec.name in HYPOTHESIS_OPTIONS:
+            continue
         help_text = f"{spec.help} [env {spec.env}]" if spec.env else spec.help
         if spec.flag:
             group.addoption(spec.option, action="store_true", default=None,
@@ -76,7 +82,8 @@ def listing(request: pytest.FixtureRequest) -> Walk:
 
 
 def _open_from_options(pytest_config: pytest.Config) -> RunContext:
-    options = {spec.name: pytest_config.getoption(f"conformance_{spec.name}") for spec in config.SETTINGS}
+    options = {spec.name: pytest_config.getoption(HYPOTHESIS_OPTIONS.get(spec.name, f"conformance_{spec.name}"), None)
+               for spec in config.SETTINGS}
     config_file = pytest_config.getoption("conformance_config")
     try:
         settings = config.resolve(options, config_file=Path(config_file) if config_file else None)

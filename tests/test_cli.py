@@ -1,0 +1,98 @@
+"""The CLI as a user meets it: exit codes, one-line errors, the verdict against the reference."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+
+from conftest import clean_env
+
+
+def conformance(*args: str, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "conformance", *args], env=clean_env(env), capture_output=True,
+                          text=True, timeout=timeout, stdin=subprocess.DEVNULL)
+
+
+def test_default_run_against_the_reference_is_conformant_with_everything_checked(run_suite):
+    run = run_suite()
+    assert run.exit_code == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert run.verdict == "conformant"
+    assert run.outcomes("passed") == set(run.results["requirements"])
+    assert run.results["target"]["reference"] is True
+    assert "verdict: CONFORMANT" in run.stdout
+    assert (run.report_dir / "report.html").is_file() and (run.report_dir / "junit.xml").is_file()
+
+
+def test_unreachable_target_exits_3_with_one_line(tmp_path):
+    result = conformance("run", "--base-url", "http://127.0.0.1:9", "--org", "o", "--api-key", "k",
+                         "--report-dir", str(tmp_path))
+    assert result.returncode == 3
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "target unreachable" in lines[0]
+    assert "Traceback" not in result.stdout + result.stderr
+    assert "FAILED" not in result.stdout
+
+
+@pytest.mark.parametrize("args, named", [
+    (["--base-url", "ftp://x"], "--base-url"),
+    (["--base-url", "http://x", "--api-key", "k"], "--org"),
+    (["--base-url", "http://x", "--org", "o"], "--api-key"),
+    (["--dataset", "/nonexistent/dataset.json"], "--dataset"),
+    (["--config", "/nonexistent/conformance.toml"], "--config"),
+])
+def test_bad_configuration_exits_2_naming_the_setting(tmp_path, args, named):
+    result = conformance("run", *args, "--report-dir", str(tmp_path))
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and named in lines[0], result.stderr
+    assert result.stdout == ""
+
+
+def test_environment_configures_the_run(tmp_path):
+    result = conformance("run", "--report-dir", str(tmp_path),
+                         env={"CONFORMANCE_BASE_URL": "ftp://from-env"})
+    assert result.returncode == 2 and "CONFORMANCE_BASE_URL" in result.stderr
+
+
+def test_nonconformant_deployment_exits_1_and_names_the_requirement(run_suite, reference):
+    run = run_suite(server=reference(behaviour="playback-url-filled"))
+    assert run.exit_code == 1
+    assert run.verdict == "nonconformant"
+    assert run.outcome("SHP-03") == "failed"
+    assert "SHP-03" in run.stdout and "verdict: NONCONFORMANT" in run.stdout
+
+
+def test_missing_credentials_are_not_checked_naming_the_option(run_suite, reference):
+    server = reference()
+    env = {"CONFORMANCE_NO_CAPABILITY_API_KEY": "", "CONFORMANCE_SECOND_USER_API_KEY": "",
+           "CONFORMANCE_BEARER_TOKEN": "", "CONFORMANCE_FOREIGN_ORG_ID": "", "CONFORMANCE_DATASET": ""}
+    run = run_suite(server=server, env=env)
+    requirements = run.results["requirements"]
+    for rid, option in (("AUTH-04", "--no-capability-api-key"), ("ISO-01", "--second-user-api-key"),
+                        ("AUTH-07", "--bearer-token"), ("DAT-01", "--dataset")):
+        assert requirements[rid]["outcome"] == "not_checked"
+        assert option in requirements[rid]["reason"]
+    assert run.verdict == "incomplete" and run.exit_code == 0
+
+
+@pytest.mark.parametrize("command", [["--help"], ["run", "--help"], ["serve", "--help"]])
+def test_help_is_useful(command):
+    result = conformance(*command)
+    assert result.returncode == 0
+    assert "usage: conformance" in result.stdout
+
+
+def test_run_help_lists_every_setting_and_exit_codes():
+    from conformance.config import SETTINGS
+
+    text = conformance("run", "--help").stdout
+    assert all(spec.option in text for spec in SETTINGS)
+    assert "exit codes" in text
+
+
+def test_faults_lists_names_and_requirement_ids():
+    result = conformance("faults")
+    assert result.returncode == 0
+    assert "offset-off-by-one" in result.stdout and "OFF-02" in result.stdout
