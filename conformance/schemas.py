@@ -1,7 +1,7 @@
 """The JSON Schemas in ``schemas/``: the one source of truth for body shapes and statuses.
 
-In a wheel the documents live in the ``conformance.schemas`` package; in a checkout they are
-the top-level ``schemas/`` folder, which the build maps onto that package.
+In a checkout they are the top-level ``schemas/`` folder; the build maps that folder onto
+``conformance/_schemas`` in the wheel.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ def schema_dir() -> Path:
     """Folder holding the schema documents (checkout first, then the installed package)."""
     if (_CHECKOUT_DIR / "job.schema.json").is_file():
         return _CHECKOUT_DIR
-    return Path(str(resources.files("conformance.schemas")))
+    return Path(str(resources.files("conformance") / "_schemas"))
 
 
 @cache
