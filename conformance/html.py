@@ -85,26 +85,34 @@ def check_extras(record: CheckRecord) -> list[dict[str, Any]]:
         parts.append(f"<p><b>{escape(_outcome_label(record.outcome, ''))}:</b> {escape(record.message)}</p>")
     if record.outcome in ("failed", "error") and record.curl:
         parts.append(f"<p><b>Reproduce:</b></p><pre class=\"cf-curl\">{escape(record.curl)}</pre>")
-    parts += [exchange_html(exchange) for exchange in record.exchanges[-MAX_EXCHANGES_SHOWN:]]
-    if len(record.exchanges) > MAX_EXCHANGES_SHOWN:
-        parts.insert(-MAX_EXCHANGES_SHOWN, f"<p>({len(record.exchanges) - MAX_EXCHANGES_SHOWN} earlier exchanges not shown)</p>")
+    shown, body_cap = (FAILED_EXCHANGES_SHOWN, None) if record.outcome in ("failed", "error") else (
+        PASSED_EXCHANGES_SHOWN, PASSED_BODY_CAP)
+    hidden = len(record.exchanges) - shown
+    if hidden > 0:
+        parts.append(f"<p>{hidden} earlier exchanges of this check are counted in results.json, not shown</p>")
+    parts += [exchange_html(exchange, body_cap) for exchange in record.exchanges[-shown:]]
     return [extras.html("".join(parts))]
 
 
-MAX_EXCHANGES_SHOWN = 5
+FAILED_EXCHANGES_SHOWN = 5
+PASSED_EXCHANGES_SHOWN = 2
+PASSED_BODY_CAP = 1500
 
 
-def exchange_html(exchange: Exchange) -> str:
+def exchange_html(exchange: Exchange, body_cap: int | None = None) -> str:
     request = "\n".join(f"{name}: {value}" for name, value in exchange.request_headers)
     response = "\n".join(f"{name}: {value}" for name, value in exchange.response_headers)
     status = exchange.error or f"{exchange.status}"
     note = " (rate limited; retried, not judged)" if exchange.retried else ""
+    body = pretty_body(exchange.body)
     truncated = " (truncated)" if exchange.body_truncated else ""
+    if body_cap is not None and len(body) > body_cap:
+        body, truncated = body[:body_cap], f" ... ({len(body) - body_cap} more characters)"
     return (
         f'<div class="cf-exchange"><p><b>{escape(exchange.method)} {escape(exchange.url)}</b> '
         f"&rarr; {escape(status)}{note} in {exchange.elapsed_s * 1000:.0f} ms</p>"
         f"<pre>{escape(request)}</pre><pre>{escape(response)}</pre>"
-        f"<pre>{escape(pretty_body(exchange.body))}{truncated}</pre></div>"
+        f"<pre>{escape(body)}{truncated}</pre></div>"
     )
 
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, NoReturn
 
-from conformance import schemas
+from conformance import evidence, schemas
 from conformance.client import Response
 from conformance.model import Job, ListingModel, job_id, parse_timestamp, short_id
 
@@ -43,6 +43,7 @@ def body_excerpt(response: Response, size: int = 160) -> str:
 
 
 def expect_json_object(response: Response, *requirements: str) -> dict[str, Any]:
+    evidence.note(response.exchange)
     try:
         body = response.json()
     except ValueError as error:
@@ -52,6 +53,7 @@ def expect_json_object(response: Response, *requirements: str) -> dict[str, Any]
 
 
 def expect_status(response: Response, expected: int | Sequence[int], *requirements: str) -> None:
+    evidence.note(response.exchange)
     allowed = (expected,) if isinstance(expected, int) else tuple(expected)
     expect(response.status in allowed,
            f"{describe(response)}, expected {' or '.join(map(str, allowed))}; body: {body_excerpt(response)}",

@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from conformance.client import Response
+from conformance import evidence
+from conformance.client import Exchange, Response
 
 WALK_PAGE_SIZE = 100
 
@@ -37,6 +38,7 @@ class Walk:
     page_size: int
     requests: int
     status: str | None = None
+    pages: tuple[Exchange, ...] = field(default=(), compare=False, repr=False)
 
     @property
     def ids(self) -> list[str]:
@@ -66,6 +68,11 @@ class Walk:
                     runs.append((start, position - start))
                 start = position
         return runs
+
+    def exchange_at(self, position: int) -> Exchange | None:
+        """The exchange of the page that returned the job at ``position``."""
+        page = position // self.page_size
+        return self.pages[page] if page < len(self.pages) else None
 
     def describe(self) -> str:
         scope = "the whole listing" if self.complete else f"the first {len(self.jobs)} jobs"
@@ -122,7 +129,9 @@ class ListingModel:
         with self._lock:
             if key not in self._pages:
                 self._pages[key] = self._fetch(dict(params))
-            return self._pages[key]
+            response = self._pages[key]
+        evidence.note(response.exchange)
+        return response
 
     def listing(self) -> Walk:
         """The listing walked with limit=100 (up to ``max_jobs``), once per run."""
@@ -139,17 +148,18 @@ class ListingModel:
         """Walk with pages of ``page_size`` until a short page or ``max_jobs`` jobs."""
         cap = self.max_jobs if max_jobs is None else max_jobs
         jobs: list[Job] = []
-        requests = 0
+        pages: list[Exchange] = []
         while len(jobs) < cap:
             params: dict[str, Any] = {"limit": page_size, "offset": len(jobs)}
             if status is not None:
                 params["status"] = status
-            page = page_jobs(self._fetch(params))[:page_size]
-            requests += 1
+            response = self._fetch(params)
+            pages.append(response.exchange)
+            page = page_jobs(response)[:page_size]
             jobs.extend(page)
             if len(page) < page_size:
-                return Walk(tuple(jobs), True, page_size, requests, status)
-        return Walk(tuple(jobs[:cap]), False, page_size, requests, status)
+                return Walk(tuple(jobs), True, page_size, len(pages), status, tuple(pages))
+        return Walk(tuple(jobs[:cap]), False, page_size, len(pages), status, tuple(pages))
 
     def facts(self) -> dict[str, Any]:
         """What results.json says of the listing: its size, completeness and stability."""

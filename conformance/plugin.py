@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from conformance import catalogue, config, html, reports
+from conformance import catalogue, config, evidence, html, reports
 from conformance.client import Exchange, TargetUnreachable
 from conformance.model import ListingChanged, ListingModel, ListingUnavailable, Walk
 from conformance.results import CheckRecord
@@ -165,14 +165,18 @@ class ConformancePlugin:
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, Any]:
         self._phase = "call"
         try:
-            with _judged_exceptions():
+            with _judged_exceptions(), evidence.collecting(self._judged):
                 return (yield)
         finally:
             self._phase = "teardown"
 
     def _capture(self, exchange: Exchange) -> None:
         if self._current is not None and self._phase == "call":
-            self._current.exchanges.append(exchange)
+            self._current.attach(exchange, sent=True)
+
+    def _judged(self, exchange: Exchange) -> None:
+        if self._current is not None:
+            self._current.attach(exchange, sent=False)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:

@@ -31,8 +31,15 @@ class CheckRecord:
     message: str | None = None
     duration_s: float = 0.0
     exchanges: list[Exchange] = field(default_factory=list)
+    requests_sent: int = 0
     violated: tuple[str, ...] = ()
     note: str | None = None
+
+    def attach(self, exchange: Exchange, *, sent: bool) -> None:
+        """Keep an exchange the check sent or judged (a shared one only once)."""
+        self.requests_sent += sent
+        if not any(exchange is kept for kept in self.exchanges):
+            self.exchanges.append(exchange)
 
     def outcome_for(self, requirement_id: str) -> tuple[Outcome, str | None]:
         """This check's outcome for one of its requirements.
@@ -53,7 +60,7 @@ class CheckRecord:
     def to_dict(self) -> dict[str, Any]:
         return {
             "id": self.id, "requirements": list(self.requirements), "outcome": self.outcome,
-            "duration_s": round(self.duration_s, 4), "requests": len(self.exchanges),
+            "duration_s": round(self.duration_s, 4), "requests": self.requests_sent,
             "message": self.message, "curl": self.curl if self.outcome != "passed" else None,
         }
 

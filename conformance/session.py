@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from conformance import config
-from conformance.client import Credential, TargetClient, TargetUnreachable
+from conformance import config, evidence
+from conformance.client import Credential, Response, TargetClient, TargetUnreachable
 from conformance.config import Settings, setting_label
 from conformance.model import ListingModel
 from conformance.results import RunResult
@@ -30,7 +30,10 @@ class Target:
         """``fetch()`` once per run for ``key``; later calls share the answer."""
         if key not in self._cache:
             self._cache[key] = fetch()
-        return self._cache[key]
+        answer = self._cache[key]
+        if isinstance(answer, Response):
+            evidence.note(answer.exchange)
+        return answer
 
     @property
     def org(self) -> str:

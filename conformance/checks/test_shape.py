@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from conformance import evidence
 from conformance.judge import (describe, expect, expect_json_object, expect_status, is_json_content_type,
                                schema_errors)
 from conformance.model import job_id, parse_timestamp, short_id
@@ -18,8 +19,14 @@ def listed_jobs(listing, *, status=None, need="jobs"):
     return jobs
 
 
-def expect_every_job(jobs, problem_of, requirement, what):
-    problems = [f"{short_id(job_id(job))}: {problem}" for job in jobs if (problem := problem_of(job))]
+def expect_every_job(listing, jobs, problem_of, requirement, what):
+    """Every job passes ``problem_of``; a failure attaches the page that returned the first culprit."""
+    culprits = [(job, problem) for job in jobs if (problem := problem_of(job))]
+    if culprits:
+        position = next(i for i, job in enumerate(listing.jobs) if job is culprits[0][0])
+        if (exchange := listing.exchange_at(position)) is not None:
+            evidence.note(exchange)
+    problems = [f"{short_id(job_id(job))}: {problem}" for job, problem in culprits]
     expect(not problems, f"{len(problems)} of {len(jobs)} jobs {what}: {'; '.join(problems[:MAX_PROBLEMS_SHOWN])}",
            requirement)
 
@@ -46,25 +53,25 @@ def _job_shape_problem(job):
 
 @pytest.mark.requirement("SHP-02")
 def test_every_job_has_the_documented_fields(listing):
-    expect_every_job(listed_jobs(listing), _job_shape_problem, "SHP-02", "break the job schema")
+    expect_every_job(listing, listed_jobs(listing), _job_shape_problem, "SHP-02", "break the job schema")
 
 
 @pytest.mark.requirement("SHP-03")
 def test_playback_url_is_null(listing):
-    expect_every_job(listed_jobs(listing), lambda job: job.get("playback_url", None) is not None
+    expect_every_job(listing, listed_jobs(listing), lambda job: job.get("playback_url", None) is not None
                      and f"playback_url is {job['playback_url']!r}", "SHP-03", "have a playback_url")
 
 
 @pytest.mark.requirement("SHP-04")
 def test_track_is_null(listing):
-    expect_every_job(listed_jobs(listing), lambda job: job.get("track", None) is not None
+    expect_every_job(listing, listed_jobs(listing), lambda job: job.get("track", None) is not None
                      and f"track is {job['track']!r}", "SHP-04", "have a track")
 
 
 @pytest.mark.requirement("SHP-05")
 def test_succeeded_jobs_name_their_track(listing):
     jobs = listed_jobs(listing, status="succeeded", need="succeeded jobs")
-    expect_every_job(jobs, lambda job: not (isinstance(job.get("result_track_id"), str)
+    expect_every_job(listing, jobs, lambda job: not (isinstance(job.get("result_track_id"), str)
                                             and job["result_track_id"].startswith("mtrack_"))
                      and f"result_track_id is {job.get('result_track_id')!r}", "SHP-05",
                      "succeeded without an mtrack_ result_track_id")
@@ -83,14 +90,14 @@ def test_result_fields_agree_with_status(listing):
         return job.get("result_track_id") is not None and (
             f"{job.get('status')} with result_track_id {job['result_track_id']!r}")
 
-    expect_every_job(jobs, problem, "SHP-06", "have result fields that contradict their status")
+    expect_every_job(listing, jobs, problem, "SHP-06", "have result fields that contradict their status")
 
 
 @pytest.mark.requirement("SHP-07")
 @pytest.mark.parametrize("status, field", [("failed", "error_message"), ("refused", "refusal_reason")])
 def test_unsuccessful_jobs_explain_themselves(listing, status, field):
     jobs = listed_jobs(listing, status=status, need=f"{status} jobs")
-    expect_every_job(jobs, lambda job: not (isinstance(job.get(field), str) and job[field].strip())
+    expect_every_job(listing, jobs, lambda job: not (isinstance(job.get(field), str) and job[field].strip())
                      and f"{field} is {job.get(field)!r}", "SHP-07", f"are {status} without a {field}")
 
 
