@@ -60,13 +60,14 @@ def summary(result: RunResult) -> list[str]:
 
 
 def requirement_matrix(result: RunResult) -> str:
+    outcomes = {check.id: check.outcome for check in result.checks}
     requirements = sorted(result.requirements().values(),
                           key=lambda r: (MATRIX_ORDER[r.outcome], r.id))
     body = "".join(
         f'<tr data-requirement="{r.id}" data-outcome="{r.outcome}"><td>{r.id}</td><td>{r.level}</td>'
         f'<td class="{_outcome_class(r.outcome)}">{_outcome_label(r.outcome, r.level)}</td>'
         f"<td>{escape(r.text)}</td><td>{escape(r.reason or '')}</td>"
-        f"<td>{'<br>'.join(escape(c) for c in r.checks)}</td></tr>"
+        f"<td>{'<br>'.join(_checks_text(r.checks, outcomes))}</td></tr>"
         for r in requirements
     )
     return (
@@ -121,6 +122,22 @@ def pretty_body(body: str) -> str:
         return json.dumps(json.loads(body), indent=2)
     except ValueError:
         return body
+
+
+def _checks_text(check_ids: tuple[str, ...], outcomes: dict[str, str]) -> list[str]:
+    """One line per check function; parametrized cases folded, those that did not pass named."""
+    by_function: dict[str, list[str]] = {}
+    for check_id in check_ids:
+        by_function.setdefault(check_id.split("[", 1)[0], []).append(check_id)
+    lines = []
+    for function, cases in by_function.items():
+        if len(cases) == 1:
+            lines.append(escape(cases[0]))
+            continue
+        lines.append(f"{escape(function)} ({len(cases)} cases)")
+        lines += [f"&nbsp;&nbsp;{escape(outcomes.get(c, '?'))}: {escape(c.split('[', 1)[1].rstrip(']'))}"
+                  for c in cases if outcomes.get(c) != "passed"]
+    return lines
 
 
 def _outcome_label(outcome: str, level: str) -> str:
