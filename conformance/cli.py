@@ -45,9 +45,38 @@ def build_parser() -> argparse.ArgumentParser:
         description="Serve the reference deployment on 127.0.0.1 and print its base URL, "
                     "organizations and keys, so you can try it with curl.")
     serve.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (default 8000; 0 picks one)")
-    serve.add_argument("--jobs", type=int, default=300, help="jobs of the main member (default 300)")
-    serve.add_argument("--fault", metavar="NAME", help="serve with this fault (see 'conformance faults')")
+    serve.add_argument("--jobs", type=int, default=None,
+                       help="jobs of the main member (default 300, or what the variation needs)")
+    serve.add_argument("--fault", metavar="NAME",
+                       help="serve with this fault or variation (see 'conformance faults')")
+    serve.add_argument("--live", action="store_true",
+                       help="change the listing as requests come in: a new job every few requests, "
+                            "active jobs progressing (a live staging system)")
+    serve.add_argument("--rate-limit", metavar="N", type=_positive_number,
+                       help="answer 429 with Retry-After beyond N requests per second")
     serve.set_defaults(handler=command_serve)
+
+    verify = commands.add_parser(
+        "verify", help="check a certification bundle (certification.zip)",
+        description="Check a certification bundle written by 'conformance run --profile certify': "
+                    "file digests, the signature (with --public-key), suite and contract versions, "
+                    "the results schema, and that every MUST passed and nothing was left unchecked.",
+        epilog="exit codes: 0 verified, 1 not verified, 2 usage error (no such bundle, unreadable key).")
+    verify.add_argument("bundle", metavar="BUNDLE", type=Path, help="the certification.zip to check")
+    verify.add_argument("--public-key", metavar="FILE", type=Path,
+                        help="the vendor's Ed25519 public key (PEM): the manifest must be signed by it")
+    verify.set_defaults(handler=command_verify)
+
+    keygen = commands.add_parser(
+        "keygen", help="write an Ed25519 key pair for signing certification bundles",
+        description="Write an Ed25519 key pair (PEM) for 'conformance run --profile certify "
+                    "--signing-key'. The private key file gets mode 0600.")
+    keygen.add_argument("--private-key", metavar="FILE", type=Path, default=Path("conformance-signing-key.pem"),
+                        help="private key file (default: conformance-signing-key.pem)")
+    keygen.add_argument("--public-key", metavar="FILE", type=Path,
+                        help="public key file (default: the private key's name with .pub.pem)")
+    keygen.add_argument("--force", action="store_true", help="overwrite existing key files")
+    keygen.set_defaults(handler=command_keygen)
 
     faults = commands.add_parser("faults", help="list the reference deployment's faults and variations")
     faults.set_defaults(handler=command_faults)
@@ -69,18 +98,21 @@ def add_setting_options(parser: argparse.ArgumentParser) -> None:
 def command_run(args: argparse.Namespace) -> int:
     import pytest
 
-    from conformance.client import TargetUnreachable
+    from conformance import certify
+    from conformance.client import RequestFailed
     from conformance.plugin import ConformancePlugin
     from conformance.session import RunContext
 
     options = {spec.name: getattr(args, spec.name) for spec in config.SETTINGS}
-    settings = config.resolve(options, config_file=args.config)
+    settings = certify.prepare(config.resolve(options, config_file=args.config), args.pytest_args)
+    for name in certify.ignored_settings(settings):
+        print(f"conformance: note: {config.setting_label(name)} is ignored without --profile certify", file=sys.stderr)
     context = RunContext.open(settings)
     try:
         _announce(context)
         try:
             context.preflight()
-        except TargetUnreachable as error:
+        except RequestFailed as error:
             print(f"conformance: target unreachable: {error}", file=sys.stderr)
             return EXIT_UNREACHABLE
         pytest_args = [str(CHECKS_DIR), "-q", "-p", "no:cacheprovider", "--tb=short", "-rN",
@@ -90,9 +122,48 @@ def command_run(args: argparse.Namespace) -> int:
         if context.result.finished_at is None:
             print(f"conformance: the run could not complete (pytest exit {int(code)})", file=sys.stderr)
             return EXIT_UNREACHABLE
+        if context.client.gave_up is not None:
+            print(f"conformance: target unreachable during the run: {context.client.gave_up}", file=sys.stderr)
+        if context.settings.profile == "certify":
+            _write_bundle(context.settings)
         return context.result.exit_code()
     finally:
         context.close()
+
+
+def _write_bundle(settings: config.Settings) -> None:
+    from conformance import certify
+
+    bundle = certify.write_bundle(settings)
+    signed = f"signed with {settings.signing_key}" if settings.signing_key else "UNSIGNED (no --signing-key)"
+    print(f"certification bundle: {bundle} ({signed}); check it with: conformance verify {bundle}")
+
+
+def command_verify(args: argparse.Namespace) -> int:
+    from conformance import certify
+
+    try:
+        verification = certify.verify(args.bundle, args.public_key)
+    except certify.VerifyUsageError as error:
+        print(f"conformance verify: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    print("\n".join(verification.lines()))
+    return 0 if verification.ok else 1
+
+
+def command_keygen(args: argparse.Namespace) -> int:
+    from conformance import certify
+
+    public = args.public_key or args.private_key.with_name(args.private_key.stem + ".pub.pem")
+    try:
+        key_fingerprint = certify.keygen(args.private_key, public, force=args.force)
+    except (FileExistsError, OSError) as error:
+        print(f"conformance keygen: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    print(f"private key: {args.private_key} (mode 0600; pass it as --signing-key, keep it secret)")
+    print(f"public key:  {public} (give it to customers for 'conformance verify --public-key')")
+    print(f"fingerprint: {key_fingerprint}")
+    return 0
 
 
 def _announce(context) -> None:
@@ -103,20 +174,37 @@ def _announce(context) -> None:
 
 def command_serve(args: argparse.Namespace) -> int:
     from conformance.reference import server
+    from conformance.reference.data import DEFAULT_JOBS
+    from conformance.reference.faults import UnknownBehaviour, get_behaviour
 
-    server.serve(port=args.port, jobs=args.jobs, behaviour=args.fault)
+    try:
+        behaviour = get_behaviour(args.fault or "reference")
+    except UnknownBehaviour as error:
+        print(f"conformance: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    jobs = args.jobs if args.jobs is not None else getattr(behaviour, "jobs", None) or DEFAULT_JOBS
+    server.serve(port=args.port, jobs=jobs, behaviour=behaviour, live=args.live, rate_limit=args.rate_limit)
     return 0
+
+
+def _positive_number(text: str) -> float:
+    value = float(text)
+    if not 0 < value < float("inf"):
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number more than 0")
+    return value
 
 
 def command_faults(args: argparse.Namespace) -> int:
     from conformance.reference.faults import FAULTS, VARIATIONS
 
+    name_width = max(map(len, [*FAULTS, *VARIATIONS]))
+    breaks_width = max(len(", ".join(fault.breaks)) for fault in FAULTS.values())
     for title, registry in (("faults (each must make the suite fail a requirement it names)", FAULTS),
                             ("variations (the contract allows them; the suite must pass)", VARIATIONS)):
         print(title)
         for name, behaviour in sorted(registry.items()):
             breaks = ", ".join(behaviour.breaks) or "-"
-            print(f"  {name:32} {breaks:20} {behaviour.description}")
+            print(f"  {name:{name_width}}  {breaks:{breaks_width}}  {behaviour.description}")
     return 0
 
 

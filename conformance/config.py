@@ -67,6 +67,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _positive_float(text: str) -> float:
+    value = float(text)
+    if not value > 0 or value == float("inf"):
+        raise ValueError("must be a number more than 0")
+    return value
+
+
 def _non_negative_float(text: str) -> float:
     value = float(text)
     if value < 0:
@@ -80,6 +87,15 @@ HYPOTHESIS_PROFILES = ("quick", "ci", "thorough")
 def _profile_name(text: str) -> str:
     if text not in HYPOTHESIS_PROFILES:
         raise ValueError(f"{text!r} is not one of {', '.join(HYPOTHESIS_PROFILES)}")
+    return text
+
+
+RUN_PROFILES = ("standard", "certify")
+
+
+def _run_profile(text: str) -> str:
+    if text not in RUN_PROFILES:
+        raise ValueError(f"{text!r} is not one of {', '.join(RUN_PROFILES)}")
     return text
 
 
@@ -121,11 +137,15 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 "where report.html, junit.xml and results.json go", parse=Path,
                 default=Path("reports"), metavar="DIR"),
     SettingSpec("timeout", "--timeout", "CONFORMANCE_TIMEOUT",
-                "seconds to wait for each response", parse=_non_negative_float, default=10.0,
+                "seconds each request may take in total, from connecting to the last byte",
+                parse=_positive_float, default=10.0,
                 metavar="SECONDS"),
     SettingSpec("max_rps", "--max-rps", "CONFORMANCE_MAX_RPS",
                 "at most this many requests per second (default: unlimited)",
                 parse=_non_negative_float, metavar="N"),
+    SettingSpec("concurrency", "--concurrency", "CONFORMANCE_CONCURRENCY",
+                "at most this many requests in flight at once", parse=_positive_int, default=8,
+                metavar="N"),
     SettingSpec("max_listing", "--max-listing", "CONFORMANCE_MAX_LISTING",
                 "walk at most this many jobs of the listing; checks say when they covered "
                 "a prefix", parse=_positive_int, default=2000, metavar="N"),
@@ -143,6 +163,16 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 parse=_positive_int, metavar="N"),
     SettingSpec("seed", "--seed", "CONFORMANCE_SEED",
                 "Hypothesis seed; the same seed sends the same requests", parse=int, metavar="N"),
+    SettingSpec("profile", "--profile", "CONFORMANCE_PROFILE",
+                "standard, or certify: every MUST must be checkable, Hypothesis runs the ci "
+                "profile with a recorded seed, and the run writes certification.zip",
+                parse=_run_profile, default="standard", metavar="NAME"),
+    SettingSpec("product", "--product", "CONFORMANCE_PRODUCT",
+                "certify: TOML file describing the product (vendor, product, version, contact, "
+                "deployment_url)", parse=Path, metavar="FILE"),
+    SettingSpec("signing_key", "--signing-key", "CONFORMANCE_SIGNING_KEY",
+                "certify: Ed25519 private key (PEM, from 'conformance keygen') that signs the "
+                "bundle's manifest", parse=Path, metavar="FILE"),
 )
 
 SPECS_BY_NAME: dict[str, SettingSpec] = {spec.name: spec for spec in SETTINGS}
@@ -163,12 +193,16 @@ class Settings:
     report_dir: Path = Path("reports")
     timeout: float = 10.0
     max_rps: float | None = None
+    concurrency: int = 8
     max_listing: int = 2000
     ca_bundle: Path | None = None
     insecure: bool = False
     hypothesis_profile: str = "ci"
     examples: int | None = None
     seed: int | None = None
+    profile: str = "standard"
+    product: Path | None = None
+    signing_key: Path | None = None
     sources: dict[str, str] = field(default_factory=dict, compare=False)
 
     @property
