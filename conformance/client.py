@@ -1,39 +1,72 @@
-"""HTTP client for the target: GET only, paced, retries 429s, captures redacted exchanges.
+"""HTTP client for the target: GET only, paced, bounded, retries 429s, captures redacted exchanges.
 
 Redaction happens here, where exchanges are captured: nothing downstream (reports,
 console, results) ever holds a credential, because no captured value contains one.
+
+So does everything that keeps a run safe on a shared, rate-limited or broken deployment:
+only ``GET``; at most ``concurrency`` requests in flight and ``max_rps`` started per second;
+429s waited out as asked, with bounded retries; one total deadline per request (a response
+that trickles in is cut at ``timeout``); at most :data:`BODY_READ_CAP` bytes read of a body;
+redirects never followed, so credentials never reach another host; and a target that stops
+answering is given up on after a few requests instead of being waited for by every check.
 """
 
 from __future__ import annotations
 
 import email.utils
 import json
+import math
 import random
 import re
 import shlex
+import socket
+import ssl
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from datetime import timezone
+from pathlib import Path
 from typing import Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
+import httpcore
 import httpx
 
 SENSITIVE_HEADERS = frozenset({"x-api-key", "authorization", "cookie", "proxy-authorization"})
 REDACTED = "***"
-BODY_READ_CAP = 4 * 1024 * 1024
+# The most of one response body the suite reads. A page holds at most 100 jobs, a few tens
+# of KiB; past this cap the body is not read further and is judged as not a usable page.
+BODY_READ_CAP = 1024 * 1024
 BODY_KEEP_CAP = 64 * 1024
 MAX_RATE_LIMIT_RETRIES = 6
 MAX_RATE_LIMIT_WAIT_S = 60.0
+BACKOFF_BASE_S = 0.25
+BACKOFF_MAX_S = 8.0
+# Requests in a row that got no answer (or ran out of 429 retries) before the client stops
+# sending: a target that went away mid-run ends the run quickly instead of timing out per check.
+GIVE_UP_AFTER = 3
+DEFAULT_CONCURRENCY = 8
 
 
-class TargetUnreachable(Exception):
-    """The target could not be reached: DNS, refused connection, TLS failure or timeout."""
+class RequestFailed(Exception):
+    """A request got no usable answer. Never a judgement of the deployment: checks end in error."""
 
 
-class RateLimitExhausted(Exception):
-    """429 responses kept coming after the bounded retries."""
+class TargetUnreachable(RequestFailed):
+    """No answer at all: DNS, refused connection, TLS failure or timeout (or the client gave up)."""
+
+
+class ResponseIncomplete(RequestFailed):
+    """An answer started but broke off: a reset, fewer bytes than announced, or past the deadline."""
+
+    def __init__(self, message: str, *, repeatable: bool) -> None:
+        super().__init__(message)
+        self.repeatable = repeatable
+
+
+class RateLimitExhausted(RequestFailed):
+    """429 responses kept coming after the bounded retries, or asked for too long a wait."""
 
 
 @dataclass(frozen=True)
@@ -135,6 +168,10 @@ class Response:
         """The parsed body; raises ``ValueError`` with a readable message when it is not JSON."""
         if not self._parsed:
             self._parsed = True
+            if self.oversized:
+                self._json_error = (f"body is larger than {BODY_READ_CAP // 1024} KiB, the most the suite reads of "
+                                    "one response (conformance.client.BODY_READ_CAP); it was not read further")
+                raise ValueError(self._json_error)
             try:
                 self._json = json.loads(self.content)
             except (UnicodeDecodeError, json.JSONDecodeError) as error:
@@ -156,7 +193,8 @@ class Response:
 
 
 class Pacer:
-    """Spaces requests so that at most ``max_rps`` start in any second (thread-safe)."""
+    """Spaces request starts ``1/max_rps`` apart and holds them all while the target asked
+    to wait (``Retry-After``). Thread-safe: every worker thread shares one pacer."""
 
     def __init__(self, max_rps: float | None) -> None:
         self._interval = 1.0 / max_rps if max_rps else 0.0
@@ -164,8 +202,6 @@ class Pacer:
         self._lock = threading.Lock()
 
     def wait(self) -> None:
-        if not self._interval:
-            return
         with self._lock:
             now = time.monotonic()
             start = max(now, self._next)
@@ -173,24 +209,183 @@ class Pacer:
         if start > now:
             time.sleep(start - now)
 
+    def hold(self, seconds: float) -> None:
+        """No request starts in the next ``seconds``."""
+        with self._lock:
+            self._next = max(self._next, time.monotonic() + seconds)
+
 
 def retry_after_seconds(value: str | None, attempt: int, rng: random.Random) -> float:
-    """Seconds to wait after a 429: ``Retry-After`` (seconds or HTTP date), else backoff."""
-    if value:
-        value = value.strip()
-        if value.isdigit():
-            return min(float(value), MAX_RATE_LIMIT_WAIT_S)
-        parsed = email.utils.parsedate_to_datetime(value) if "," in value else None
-        if parsed is not None:
-            return min(max(parsed.timestamp() - time.time(), 0.0), MAX_RATE_LIMIT_WAIT_S)
-    return min(0.25 * 2**attempt, 8.0) * (0.5 + rng.random())
+    """Seconds to wait after a 429: ``Retry-After`` (seconds or an HTTP date), else exponential
+    backoff with jitter. Not capped: the caller decides whether it is willing to wait that long."""
+    asked = parse_retry_after(value)
+    if asked is not None:
+        return asked
+    return min(BACKOFF_BASE_S * 2**attempt, BACKOFF_MAX_S) * (0.5 + rng.random())
+
+
+def parse_retry_after(value: str | None) -> float | None:
+    """``Retry-After`` in seconds from now, or None when absent or unreadable.
+
+    Accepts delay-seconds and the three HTTP date forms (IMF-fixdate, RFC 850, asctime).
+    """
+    text = (value or "").strip()
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        pass
+    else:
+        return seconds if math.isfinite(seconds) and seconds >= 0 else None
+    try:
+        moment = email.utils.parsedate_to_datetime(text)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    if moment.tzinfo is None:  # asctime dates name no zone; HTTP dates are always GMT
+        moment = moment.replace(tzinfo=timezone.utc)
+    return max(moment.timestamp() - time.time(), 0.0)
+
+
+class _Deadline(threading.local):
+    """When the current thread's request must be over (``time.monotonic()``), or None."""
+
+    at: float | None = None
+
+    def clamp(self, timeout: float | None, expired: type[Exception]) -> float | None:
+        if self.at is None:
+            return timeout
+        remaining = self.at - time.monotonic()
+        if remaining <= 0:
+            raise expired("the request's total deadline passed")
+        return remaining if timeout is None else min(timeout, remaining)
+
+
+class _DeadlineStream(httpcore.NetworkStream):
+    """A connection whose every read and write ends by the deadline of the request using it."""
+
+    def __init__(self, stream: httpcore.NetworkStream, deadline: _Deadline) -> None:
+        self._stream = stream
+        self._deadline = deadline
+
+    def read(self, max_bytes: int, timeout: float | None = None) -> bytes:
+        return self._stream.read(max_bytes, self._deadline.clamp(timeout, httpcore.ReadTimeout))
+
+    def write(self, buffer: bytes, timeout: float | None = None) -> None:
+        self._stream.write(buffer, self._deadline.clamp(timeout, httpcore.WriteTimeout))
+
+    def close(self) -> None:
+        self._stream.close()
+
+    def start_tls(self, ssl_context: ssl.SSLContext, server_hostname: str | None = None,
+                  timeout: float | None = None) -> httpcore.NetworkStream:
+        stream = self._stream.start_tls(ssl_context, server_hostname,
+                                        self._deadline.clamp(timeout, httpcore.ConnectTimeout))
+        return _DeadlineStream(stream, self._deadline)
+
+    def get_extra_info(self, info: str) -> Any:
+        return self._stream.get_extra_info(info)
+
+
+class _DeadlineBackend(httpcore.NetworkBackend):
+    """httpcore's own sockets, held to the request's total deadline (httpx only bounds each read)."""
+
+    def __init__(self, deadline: _Deadline) -> None:
+        self._backend = httpcore.SyncBackend()
+        self._deadline = deadline
+
+    def connect_tcp(self, host: str, port: int, timeout: float | None = None, local_address: str | None = None,
+                    socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
+        stream = self._backend.connect_tcp(host, port, self._deadline.clamp(timeout, httpcore.ConnectTimeout),
+                                           local_address, socket_options)
+        return _DeadlineStream(stream, self._deadline)
+
+    def connect_unix_socket(self, path: str, timeout: float | None = None,
+                            socket_options: Iterable[Any] | None = None) -> httpcore.NetworkStream:
+        stream = self._backend.connect_unix_socket(path, self._deadline.clamp(timeout, httpcore.ConnectTimeout),
+                                                   socket_options)
+        return _DeadlineStream(stream, self._deadline)
+
+    def sleep(self, seconds: float) -> None:
+        self._backend.sleep(seconds)
+
+
+class _Transport(httpx.HTTPTransport):
+    """httpx's transport with at most ``concurrency`` connections and deadline-bound sockets."""
+
+    def __init__(self, context: ssl.SSLContext, concurrency: int, deadline: _Deadline) -> None:
+        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+        super().__init__(verify=context, limits=limits)
+        self._pool = httpcore.ConnectionPool(
+            ssl_context=context, max_connections=concurrency, max_keepalive_connections=concurrency,
+            keepalive_expiry=limits.keepalive_expiry, network_backend=_DeadlineBackend(deadline))
+
+
+def ssl_context(verify: bool | str | Path) -> ssl.SSLContext:
+    """True: the usual trusted CAs; False: no verification; a path: trust that PEM bundle only.
+
+    Raises ``ssl.SSLError`` or ``OSError`` when the bundle cannot be loaded.
+    """
+    if isinstance(verify, (str, Path)):
+        return ssl.create_default_context(cafile=str(verify))
+    return httpx.create_ssl_context(verify=verify)
+
+
+def failure_cause(error: BaseException, url: str, timeout: float) -> str:
+    """Why a request got no answer, as a person would say it: ``connection refused by host:port``."""
+    parts = urlsplit(url)
+    host = parts.hostname or url
+    where = f"{host}:{parts.port or (443 if parts.scheme == 'https' else 80)}"
+    for cause in _causes(error):
+        if isinstance(cause, socket.gaierror):
+            return f"DNS lookup failed for {host}"
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return f"TLS certificate verify failed for {host}: {cause.verify_message}"
+        if isinstance(cause, ssl.SSLError):
+            return f"TLS handshake with {where} failed: {cause.reason or cause}"
+        if isinstance(cause, ConnectionRefusedError):
+            return f"connection refused by {where}"
+        if isinstance(cause, ConnectionResetError):
+            return f"connection reset by {where}"
+    if isinstance(error, httpx.ConnectTimeout):
+        return f"timed out after {timeout:g} s connecting to {where}"
+    if isinstance(error, httpx.TimeoutException):
+        return f"timed out after {timeout:g} s waiting for {where} to answer"
+    if isinstance(error, httpx.RemoteProtocolError) and "without sending a response" in str(error):
+        return f"{where} closed the connection without answering"
+    if isinstance(error, httpx.RemoteProtocolError):
+        return f"{where} answered with something that is not HTTP: {error}"
+    return f"{type(error).__name__}: {error}"
+
+
+def _broken_off(error: BaseException) -> str:
+    if isinstance(error, httpx.DecodingError):
+        return f"its Content-Encoding could not be decoded: {error}"
+    if any(isinstance(cause, ConnectionResetError) for cause in _causes(error)):
+        return "connection reset"
+    if isinstance(error, httpx.RemoteProtocolError):
+        return "the connection closed early"
+    return f"{type(error).__name__}: {error}"
+
+
+def _causes(error: BaseException) -> Iterator[BaseException]:
+    seen: set[int] = set()
+    current: BaseException | None = error
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        yield current
+        current = current.__cause__ or current.__context__
 
 
 Observer = Callable[[Exchange], None]
 
 
 class TargetClient:
-    """GET requests to one deployment's list endpoint, with capture and redaction."""
+    """GET requests to one deployment's list endpoint, with capture and redaction.
+
+    Thread-safe: requests may be sent from several threads; ``concurrency`` bounds how many
+    are in flight at once and ``max_rps`` how many start per second.
+    """
 
     def __init__(
         self,
@@ -199,18 +394,26 @@ class TargetClient:
         secrets: Iterable[str] = (),
         timeout: float = 10.0,
         max_rps: float | None = None,
-        verify: bool | str = True,
+        concurrency: int = DEFAULT_CONCURRENCY,
+        verify: bool | str | Path = True,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self.timeout = timeout
         self.redactor = Redactor(secrets)
         self._pacer = Pacer(max_rps)
+        self._slots = threading.BoundedSemaphore(concurrency)
+        self._deadline = _Deadline()
         self._rng = random.Random(0)
         self._observers: list[Observer] = []
-        self._count_lock = threading.Lock()
+        self._lock = threading.Lock()
         self.request_count = 0
+        self._no_answer_in_a_row = 0
+        self._exhausted_in_a_row = 0
+        self.gave_up: RequestFailed | None = None
         self._http = httpx.Client(
-            timeout=timeout, follow_redirects=False, verify=verify, transport=transport,
+            timeout=timeout, follow_redirects=False,
+            transport=transport or _Transport(ssl_context(verify), concurrency, self._deadline),
             headers={"User-Agent": "conformance-suite", "Accept": "application/json"},
         )
 
@@ -239,61 +442,129 @@ class TargetClient:
         raw_query: str | None = None,
         url: str | None = None,
     ) -> Response:
-        """GET the list endpoint. ``raw_query`` sends a query string exactly as given."""
+        """GET the list endpoint. ``raw_query`` sends a query string exactly as given.
+
+        Never returns a 429: it waits as asked and retries, or raises :class:`RateLimitExhausted`.
+        Raises :class:`RequestFailed` whenever no complete answer arrived.
+        """
         target = url or self.list_url(organization_id)
+        if _origin(target) != _origin(self.base_url):
+            raise ValueError(f"refusing to send a request (and its credentials) outside {self.base_url}")
         query = raw_query if raw_query is not None else _encode(params)
         full_url = f"{target}?{query}" if query else target
         headers = {credential.header: credential.value} if credential else {}
+        waited = 0.0
         for attempt in range(MAX_RATE_LIMIT_RETRIES + 1):
-            response = self._send(full_url, headers, credential)
+            response = self._answer(full_url, headers, credential)
             if response.status != 429:
+                self._settle(exhausted=False)
                 return response
             response.exchange.retried = True
-            time.sleep(retry_after_seconds(response.headers.get("retry-after"), attempt, self._rng))
-        raise RateLimitExhausted(
-            f"still rate limited (429) after {MAX_RATE_LIMIT_RETRIES} retries: {response.exchange.url}"
-        )
+            wait = retry_after_seconds(response.headers.get("retry-after"), attempt, self._rng)
+            if wait > MAX_RATE_LIMIT_WAIT_S:
+                raise self._exhausted(f"rate limited: GET {response.exchange.url} answered 429 asking to wait "
+                                      f"{wait:.0f} s, longer than the {MAX_RATE_LIMIT_WAIT_S:.0f} s the suite waits; "
+                                      "not judged")
+            if attempt < MAX_RATE_LIMIT_RETRIES:
+                self._pacer.hold(wait)
+                waited += wait
+        raise self._exhausted(f"rate limited: GET {response.exchange.url} still answered 429 after "
+                              f"{MAX_RATE_LIMIT_RETRIES} retries over {waited:.1f} s; not judged "
+                              "(lower --max-rps, or run when the target is quieter)")
+
+    def _answer(self, url: str, headers: dict[str, str], credential: Credential | None) -> Response:
+        """One request, repeated once when its answer broke off in a way a repeat may mend."""
+        if self.gave_up is not None:
+            raise type(self.gave_up)(f"not sent: {self.gave_up}")
+        try:
+            return self._send(url, headers, credential)
+        except ResponseIncomplete as error:
+            if not error.repeatable:
+                raise
+        return self._send(url, headers, credential)
 
     def _send(self, url: str, headers: dict[str, str], credential: Credential | None) -> Response:
-        self._pacer.wait()
-        with self._count_lock:
-            self.request_count += 1
         exchange = Exchange(
             method="GET",
             url=self.redactor.text(url),
             request_headers=self.redactor.headers(headers.items()),
             curl=self._curl(url, credential),
         )
-        started = time.perf_counter()
-        try:
-            response = self._read(url, headers, exchange)
-        except httpx.TransportError as error:
-            exchange.error = self.redactor.text(f"{type(error).__name__}: {error}")
-            exchange.elapsed_s = time.perf_counter() - started
-            self._notify(exchange)
-            raise TargetUnreachable(exchange.error) from None
-        exchange.elapsed_s = time.perf_counter() - started
-        self._notify(exchange)
+        with self._slots:
+            self._pacer.wait()
+            with self._lock:
+                self.request_count += 1
+            started = time.perf_counter()
+            self._deadline.at = time.monotonic() + self.timeout
+            try:
+                response = self._read(url, headers, exchange)
+            except RequestFailed as error:
+                exchange.error = self.redactor.text(str(error))
+                raise
+            finally:
+                self._deadline.at = None
+                exchange.elapsed_s = time.perf_counter() - started
+                self._notify(exchange)
         return response
 
     def _read(self, url: str, headers: dict[str, str], exchange: Exchange) -> Response:
-        with self._http.stream("GET", url, headers=headers) as streamed:
-            chunks: list[bytes] = []
-            size = 0
-            oversized = False
-            for chunk in streamed.iter_bytes():
-                chunks.append(chunk)
-                size += len(chunk)
-                if size > BODY_READ_CAP:
-                    oversized = True
-                    break
-            content = b"".join(chunks)
-        exchange.status = streamed.status_code
-        exchange.response_headers = self.redactor.headers(streamed.headers.multi_items())
+        try:
+            with self._http.stream("GET", url, headers=headers) as streamed:
+                exchange.status = streamed.status_code
+                exchange.response_headers = self.redactor.headers(streamed.headers.multi_items())
+                content, oversized = self._read_body(streamed, exchange)
+        except httpx.HTTPError as error:  # nothing arrived, not even the status line
+            cause = failure_cause(error, url, self.timeout)
+            self._count_no_answer(cause)
+            raise TargetUnreachable(self.redactor.text(f"{cause} (GET {url})")) from None
+        with self._lock:
+            self._no_answer_in_a_row = 0
         text = content[:BODY_KEEP_CAP].decode("utf-8", errors="replace")
         exchange.body = self.redactor.text(text)
         exchange.body_truncated = oversized or len(content) > BODY_KEEP_CAP
         return Response(streamed.status_code, streamed.headers, content, exchange, oversized)
+
+    def _read_body(self, streamed: httpx.Response, exchange: Exchange) -> tuple[bytes, bool]:
+        """The body up to :data:`BODY_READ_CAP`; :class:`ResponseIncomplete` when it broke off."""
+        chunks: list[bytes] = []
+        size = 0
+        try:
+            for chunk in streamed.iter_bytes():
+                chunks.append(chunk)
+                size += len(chunk)
+                if size > BODY_READ_CAP:
+                    return b"".join(chunks)[:BODY_READ_CAP], True
+        except (httpx.TransportError, httpx.DecodingError) as error:
+            timed_out = isinstance(error, httpx.TimeoutException)
+            if timed_out:
+                self._count_no_answer(f"timed out after {self.timeout:g} s")
+            announced = streamed.headers.get("content-length", "")
+            received = f"{size} of the {announced} bytes announced" if announced.isdigit() else f"{size} bytes"
+            what = (f"the body was still incomplete at the {self.timeout:g} s deadline ({received})" if timed_out
+                    else f"the body broke off after {received} ({_broken_off(error)})")
+            raise ResponseIncomplete(self.redactor.text(f"GET {exchange.url} -> {streamed.status_code}: {what}; "
+                                                        "not judged"), repeatable=not timed_out) from None
+        return b"".join(chunks), False
+
+    def _count_no_answer(self, cause: str) -> None:
+        with self._lock:
+            self._no_answer_in_a_row += 1
+            if self._no_answer_in_a_row >= GIVE_UP_AFTER and self.gave_up is None:
+                self.gave_up = TargetUnreachable(
+                    f"the suite gave up on the target after {self._no_answer_in_a_row} requests in a row "
+                    f"got no answer (last: {cause})")
+
+    def _exhausted(self, message: str) -> RateLimitExhausted:
+        self._settle(exhausted=True)
+        return RateLimitExhausted(self.redactor.text(message))
+
+    def _settle(self, *, exhausted: bool) -> None:
+        with self._lock:
+            self._exhausted_in_a_row = self._exhausted_in_a_row + 1 if exhausted else 0
+            if self._exhausted_in_a_row >= GIVE_UP_AFTER and self.gave_up is None:
+                self.gave_up = RateLimitExhausted(
+                    f"the suite gave up on the target after {self._exhausted_in_a_row} requests in a row "
+                    "stayed rate limited (429) through every retry")
 
     def _notify(self, exchange: Exchange) -> None:
         for observer in self._observers:
@@ -306,6 +577,11 @@ class TargetClient:
             shell = credential.shell
             parts += ["-H", f'"{credential.header}: {shell}"' if shell else f'"{credential.header};"']
         return " ".join(parts)
+
+
+def _origin(url: str) -> tuple[str, str, int | None]:
+    parts = urlsplit(url)
+    return parts.scheme.lower(), (parts.hostname or "").lower(), parts.port
 
 
 def _encode(params: Mapping[str, Any] | Iterable[tuple[str, Any]] | None) -> str:

@@ -3,6 +3,7 @@ the model of the listing and the result model, opened once and shared by every c
 
 from __future__ import annotations
 
+import ssl
 import tempfile
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
@@ -12,7 +13,8 @@ from typing import Any
 import pytest
 
 from conformance import config, evidence
-from conformance.client import Credential, Response, TargetClient, TargetUnreachable
+from conformance.client import (Credential, RequestFailed, Response, TargetClient, TargetUnreachable,
+                                ssl_context)
 from conformance.config import Settings, setting_label
 from conformance.model import ListingModel
 from conformance.results import RunResult
@@ -87,16 +89,18 @@ class RunContext:
     @classmethod
     def open(cls, settings: Settings, *, reference_options: dict[str, Any] | None = None) -> RunContext:
         """Start the reference deployment when no target is configured, then connect."""
+        verify: bool | str = False if settings.insecure else (str(settings.ca_bundle) if settings.ca_bundle else True)
+        _check_ca_bundle(verify)
         reference = scratch = None
         if settings.uses_reference:
             settings, reference, scratch = _start_reference(settings, reference_options or {})
-        verify: bool | str = False if settings.insecure else (str(settings.ca_bundle) if settings.ca_bundle else True)
-        client = TargetClient(settings.base_url or "", secrets=settings.secrets(),
-                              timeout=settings.timeout, max_rps=settings.max_rps, verify=verify)
+        client = TargetClient(settings.base_url or "", secrets=settings.secrets(), timeout=settings.timeout,
+                              max_rps=settings.max_rps, concurrency=settings.concurrency, verify=verify)
         return cls(settings, client, reference, scratch)
 
     def preflight(self) -> None:
-        """One request before any check: :class:`TargetUnreachable` names the cause."""
+        """One request before any check; :class:`RequestFailed` names why it got no answer
+        (unreachable, TLS, timeout, an answer that broke off, or rate limited throughout)."""
         self.client.get(self.target.org, {"limit": 1}, credential=self.target.credential())
 
     def close(self) -> None:
@@ -114,6 +118,15 @@ class RunContext:
 
     def _count(self, exchange: Any) -> None:
         self.result.requests = self.client.request_count
+
+
+def _check_ca_bundle(verify: bool | str) -> None:
+    if isinstance(verify, str):
+        try:
+            ssl_context(verify)
+        except (ssl.SSLError, OSError) as error:
+            raise config.ConfigError(f"{setting_label('ca_bundle')}: {verify} holds no usable PEM CA "
+                                     f"certificate ({error})") from None
 
 
 def _start_reference(settings: Settings, options: dict[str, Any]):
@@ -137,4 +150,4 @@ def _start_reference(settings: Settings, options: dict[str, Any]):
     return filled, server, scratch
 
 
-__all__ = ["RunContext", "Target", "TargetUnreachable"]
+__all__ = ["RequestFailed", "RunContext", "Target", "TargetUnreachable"]

@@ -15,6 +15,7 @@ from conformance.reference.app import RequestLog, create_app
 from conformance.reference.behaviour import Behaviour
 from conformance.reference.data import DEFAULT_JOBS, DEFAULT_SEED, Fixture, seed_database
 from conformance.reference.faults import get_behaviour
+from conformance.reference.modes import Misbehaviour, Modes, wrap
 
 HOST = "127.0.0.1"
 DATABASE_NAME = "reference.sqlite3"
@@ -36,7 +37,19 @@ class ReferenceServer:
         behaviour: Behaviour | str | None = None,
         latency_ms: float = 0.0,
         port: int = 0,
+        live: bool = False,
+        rate_limit: float | None = None,
+        misbehaviour: Misbehaviour | None = None,
+        ssl_certfile: str | Path | None = None,
+        ssl_keyfile: str | Path | None = None,
     ) -> None:
+        """``live``, ``rate_limit`` and ``misbehaviour`` are the modes of ``modes.py``; with
+        ``ssl_certfile`` and ``ssl_keyfile`` it serves https."""
+        self.live = live
+        self.rate_limit = rate_limit
+        self.misbehaviour = misbehaviour
+        self._ssl = {"ssl_certfile": str(ssl_certfile), "ssl_keyfile": str(ssl_keyfile)} if ssl_certfile else {}
+        self.modes: Modes | None = None
         self.jobs = jobs
         self.seed = seed
         self.behaviour = _resolve(behaviour)
@@ -59,8 +72,12 @@ class ReferenceServer:
             self._fixture = seed_database(path, jobs=self.jobs, seed=self.seed)
             app = create_app(path, self.behaviour, latency_ms=self.latency_ms)
             self._log = app.state.request_log
+            app = wrap(app, path, self._log, live=self.live, rate_limit=self.rate_limit,
+                       misbehaviour=self.misbehaviour)
+            self.modes = app if isinstance(app, Modes) else None
             config = uvicorn.Config(
                 app,
+                **self._ssl,
                 host=HOST,
                 port=self._requested_port,
                 log_level="warning",
@@ -107,7 +124,7 @@ class ReferenceServer:
     def base_url(self) -> str:
         if self._port is None:
             raise RuntimeError("the reference server is not running")
-        return f"http://{HOST}:{self._port}"
+        return f"{'https' if self._ssl else 'http'}://{HOST}:{self._port}"
 
     @property
     def fixture(self) -> Fixture:
@@ -132,10 +149,13 @@ def serve(
     seed: int = DEFAULT_SEED,
     behaviour: Behaviour | str | None = None,
     latency_ms: float = 0.0,
+    live: bool = False,
+    rate_limit: float | None = None,
 ) -> None:
     """Serve a freshly seeded reference deployment in the foreground until Ctrl-C."""
     server = ReferenceServer(
-        jobs=jobs, seed=seed, behaviour=behaviour, latency_ms=latency_ms, port=port
+        jobs=jobs, seed=seed, behaviour=behaviour, latency_ms=latency_ms, port=port,
+        live=live, rate_limit=rate_limit,
     )
     with server:
         _print_banner(server)
@@ -149,7 +169,9 @@ def _print_banner(server: ReferenceServer) -> None:
     fixture = server.fixture
     endpoint = f"{server.base_url}/v1/music/{fixture.organization_id}/generations"
     lines = [
-        f"Reference deployment ({server.behaviour.name}) serving {server.jobs} jobs",
+        f"Reference deployment ({server.behaviour.name}) serving {server.jobs} jobs"
+        + (", live (the listing changes as requests come in)" if server.live else "")
+        + (f", rate limited to {server.rate_limit:g} requests/s" if server.rate_limit else ""),
         f"base URL:                  {server.base_url}",
         f"organization id:           {fixture.organization_id}",
         f"foreign organization id:   {fixture.foreign_organization_id}",

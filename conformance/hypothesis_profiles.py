@@ -1,0 +1,82 @@
+"""Hypothesis settings for checks that talk HTTP to a target.
+
+Three profiles: ``quick``, ``ci`` (the default: derandomized, a fixed number of examples)
+and ``thorough`` (ten times ci's examples). Every run has a seed, recorded in results.json:
+``--seed`` when given, 0 under ``ci``, otherwise one drawn for the run. The same seed sends
+the same requests, which is why the example database is off: replaying failures saved by an
+earlier run would change the sequence.
+"""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from hypothesis import HealthCheck, Phase, settings
+from hypothesis.configuration import set_hypothesis_home_dir
+
+from conformance.config import Settings
+
+CI_EXAMPLES = 100
+CI_SEED = 0
+EXAMPLES_PER_WALK = 10  # the stateful walk runs once per ten examples of the property
+WALK_STEPS = 10
+
+_COMMON: dict[str, Any] = {
+    "deadline": None,  # a network round trip is not the code under test
+    "database": None,
+    "print_blob": False,
+    "report_multiple_bugs": False,
+    # The explain phase would send more requests after shrinking, for a note we do not show.
+    "phases": (Phase.explicit, Phase.reuse, Phase.generate, Phase.shrink),
+    "suppress_health_check": (HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large),
+    "stateful_step_count": WALK_STEPS,
+}
+PROFILES: dict[str, dict[str, Any]] = {
+    "quick": {"max_examples": CI_EXAMPLES // 4},
+    "ci": {"max_examples": CI_EXAMPLES, "derandomize": True},
+    "thorough": {"max_examples": CI_EXAMPLES * 10},
+}
+
+def register() -> None:
+    """Register the three profiles with Hypothesis (idempotent)."""
+    for name, values in PROFILES.items():
+        settings.register_profile(name, **_COMMON, **values)
+
+
+@dataclass(frozen=True)
+class HypothesisRun:
+    """The Hypothesis side of one run: profile, effective seed and examples per property."""
+
+    profile: str
+    seed: int
+    examples: int
+
+    def settings(self) -> settings:
+        """Settings for a property: the profile with this run's example count."""
+        return settings(settings.get_profile(self.profile), max_examples=self.examples)
+
+    def walk_settings(self) -> settings:
+        """Settings for the stateful walk: one walk per ``EXAMPLES_PER_WALK`` examples."""
+        return settings(self.settings(), max_examples=max(1, self.examples // EXAMPLES_PER_WALK))
+
+    def describe(self) -> dict[str, Any]:
+        """What results.json records under ``hypothesis``."""
+        return {"profile": self.profile, "seed": self.seed, "examples": self.examples}
+
+
+def configure(run_settings: Settings) -> HypothesisRun:
+    """Register and load the profile, keep Hypothesis' files under the report folder, fix the seed."""
+    register()
+    settings.load_profile(run_settings.hypothesis_profile)
+    set_hypothesis_home_dir(Path(run_settings.report_dir).resolve() / ".hypothesis")
+    seed = run_settings.seed
+    if seed is None:
+        seed = CI_SEED if run_settings.hypothesis_profile == "ci" else random.SystemRandom().randrange(2**32)
+    examples = run_settings.examples or PROFILES[run_settings.hypothesis_profile]["max_examples"]
+    return HypothesisRun(run_settings.hypothesis_profile, seed, examples)
+
+
+register()
