@@ -17,6 +17,8 @@ import pytest
 from conformance.reference import ReferenceServer
 
 RUN_TIMEOUT_S = 300
+# The fault matrix's detection table in the terminal summary (tests/test_fault_matrix.py).
+pytest_plugins = ["tests.matrix_report"]
 
 
 @dataclass

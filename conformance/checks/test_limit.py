@@ -16,6 +16,8 @@ def test_default_limit_is_50(model, listing, position):
     response = window_page(model, offset, None)
     body = expect_page(response, "LIM-01")
     count = expected_count(listing, offset, inputs.LIMIT_DEFAULT)
+    if len(body["jobs"]) != count:
+        model.confirm_unchanged()
     expect(len(body["jobs"]) == count,
            f"{describe(response)}: {len(body['jobs'])} jobs without a limit, expected min(50, remaining) = {count}",
            "LIM-01")
@@ -35,6 +37,15 @@ def test_page_holds_min_of_limit_and_remaining(model, listing, limit, position):
         model.confirm_unchanged()
     expect(len(jobs) == count, f"{describe(response)}: {len(jobs)} jobs, expected min(limit, remaining) = {count}",
            "LIM-02")
+
+
+@pytest.mark.requirement("LIM-02")
+@pytest.mark.parametrize("limit", inputs.PAGE_SIZES)
+def test_every_limit_in_range_is_accepted(model, limit):
+    # Needs no walked listing, so a deployment refusing a valid limit (even the walk's 100) is caught.
+    response = window_page(model, 0, limit)
+    jobs = expect_page(response, "LIM-02")["jobs"]
+    expect(len(jobs) <= limit, f"{describe(response)}: {len(jobs)} jobs, more than limit={limit}", "LIM-02")
 
 
 @pytest.mark.requirement("LIM-03")

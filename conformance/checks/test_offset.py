@@ -41,6 +41,8 @@ def test_offset_at_or_past_the_end_is_empty(model, listing, position, limit):
     offset = resolve_offset(position, listing)
     response = window_page(model, offset, limit)
     body = expect_page(response, "OFF-03")
+    if body["jobs"]:
+        model.confirm_unchanged()  # the end moves when jobs are added during the run
     expect(body["jobs"] == [], f"{describe(response)}: {len(body['jobs'])} jobs at or past the end of "
            f"{listing.describe()}", "OFF-03")
 

@@ -5,8 +5,17 @@ from __future__ import annotations
 import pytest
 
 from conformance import inputs
-from conformance.judge import expect, expect_same_jobs, created_at_order_problem
-from conformance.model import page_jobs, parse_timestamp
+from conformance.judge import expect, expect_same_jobs, created_at_order_problem, fail, first_difference
+from conformance.model import job_id, page_jobs, parse_timestamp
+
+
+def expect_same_order(actual, expected, what, model):
+    """Like ``expect_same_jobs``, but the same jobs in another order fail ORD-02 at once: jobs
+    never change their created_at, so no change of a live listing can reorder them."""
+    actual_ids, expected_ids = [job_id(job) for job in actual], [job_id(job) for job in expected]
+    if actual_ids != expected_ids and sorted(actual_ids) == sorted(expected_ids):
+        fail(f"{what}: the same jobs in another order: {first_difference(actual_ids, expected_ids)}", "ORD-02")
+    expect_same_jobs(actual, expected, what, model, "ORD-02")
 
 
 @pytest.mark.requirement("ORD-01")
@@ -27,7 +36,20 @@ def test_repeated_request_returns_the_same_order(target, model, listing, params)
         pytest.skip(f"the listing ({listing.describe()}) has fewer than 2 jobs")
     first = page_jobs(target.get(params))
     again = page_jobs(target.get(params))
-    expect_same_jobs(again, first, f"the same request ({params or 'no parameters'}) asked twice", model, "ORD-02")
+    expect_same_order(again, first, f"the same request ({params or 'no parameters'}) asked twice", model)
+
+
+@pytest.mark.requirement("ORD-02")
+def test_repeated_requests_across_ties_return_the_same_order(target, model, listing):
+    runs = listing.tie_runs()[: inputs.MAX_TIE_RUNS]
+    if not runs:
+        pytest.skip(f"no jobs share a created_at in {listing.describe()}")
+    for start, length in runs:
+        params = {"offset": start, "limit": min(length, inputs.LIMIT_MAX)}
+        first = page_jobs(target.get(params))
+        again = page_jobs(target.get(params))
+        expect_same_order(again, first, f"page offset={start} limit={params['limit']} (the {length} jobs that "
+                          "share a created_at) asked twice", model)
 
 
 @pytest.mark.requirement("ORD-02")
@@ -48,10 +70,10 @@ def test_pages_split_inside_ties_agree(model, listing):
     if not runs:
         pytest.skip(f"no jobs share a created_at in {listing.describe()}")
     for start, length in runs:
-        for offset, limit in ((start + 1, length), (max(start - 1, 0), 2)):
+        for offset, limit in ((start + 1, min(length, inputs.LIMIT_MAX)), (max(start - 1, 0), 2)):
             if not listing.covers(offset + limit):
                 continue
             page = page_jobs(model.page(offset=offset, limit=limit))
-            expect_same_jobs(page, listing.window(offset, limit),
-                             f"page offset={offset} limit={limit} splitting the {length} jobs that share "
-                             f"created_at at position {start}", model, "ORD-02")
+            expect_same_order(page, listing.window(offset, limit),
+                              f"page offset={offset} limit={limit} splitting the {length} jobs that share "
+                              f"created_at at position {start}", model)

@@ -31,7 +31,9 @@ def test_filtered_listing_is_the_subsequence(model, listing, status):
     if len(expected) < 3:
         pytest.skip(f"only {len(expected)} {status} jobs in {listing.describe()}: pagination within the "
                     "filter not checked")
-    for offset, limit in ((1, 2), (len(expected) - 2, 7)):
+    # Past a walked prefix the filtered listing is unknown: there the last window ends inside it.
+    last = len(expected) - 2 if listing.complete else max(len(expected) - 7, 0)
+    for offset, limit in ((1, 2), (last, 7)):
         page = page_jobs(model.page(status=status, offset=offset, limit=limit))
         expect_same_jobs(page, expected[offset:offset + limit],
                          f"page status={status} offset={offset} limit={limit} (pagination after filtering)",

@@ -115,6 +115,8 @@ def _list_generations(request: Request, database_path: Path, behaviour: Behaviou
         if isinstance(query, ErrorSpec):
             return _error_response(behaviour, query)
         rows = behaviour.select_jobs(db, caller, query)
+    if isinstance(rows, ErrorSpec):
+        return _error_response(behaviour, rows)
     jobs = [behaviour.render_job(row) for row in rows]
     return JSONResponse(behaviour.render_page(jobs, query))
 

@@ -161,7 +161,8 @@ class Behaviour:
 
     def select_jobs(
         self, db: sqlite3.Connection, caller: Caller, query: Query
-    ) -> list[sqlite3.Row]:
+    ) -> list[sqlite3.Row] | ErrorSpec:
+        """The page's rows; a fault may refuse the window with an error instead."""
         return data.fetch_jobs(
             db,
             user_id=caller.user_id,
