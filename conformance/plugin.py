@@ -96,6 +96,8 @@ def _open_from_options(pytest_config: pytest.Config) -> RunContext:
         settings = config.resolve(options, config_file=Path(config_file) if config_file else None)
     except config.ConfigError as error:
         raise pytest.UsageError(str(error)) from None
+    if settings.profile == "certify":
+        raise pytest.UsageError("--profile certify writes a signed bundle: use 'conformance run --profile certify'")
     context = RunContext.open(settings)
     try:
         context.preflight()

@@ -96,3 +96,13 @@ def test_faults_lists_names_and_requirement_ids():
     result = conformance("faults")
     assert result.returncode == 0
     assert "offset-off-by-one" in result.stdout and "OFF-02" in result.stdout
+
+
+def test_plain_pytest_refuses_certify_rather_than_skipping_the_bundle(tmp_path):
+    from conformance.cli import CHECKS_DIR
+
+    result = subprocess.run([sys.executable, "-m", "pytest", str(CHECKS_DIR), "--profile", "certify",
+                             "--report-dir", str(tmp_path)], env=clean_env(), capture_output=True, text=True,
+                            timeout=120, stdin=subprocess.DEVNULL)
+    assert result.returncode == pytest.ExitCode.USAGE_ERROR
+    assert "use 'conformance run --profile certify'" in result.stderr
