@@ -64,6 +64,18 @@ class Fault(Behaviour):
     kind = "fault"
 
 
+class JobFault(Fault):
+    """A fault in what the list view shows of each job: ``change_job`` edits it in place."""
+
+    def render_job(self, row: sqlite3.Row) -> dict[str, Any]:
+        job = super().render_job(row)
+        self.change_job(job)
+        return job
+
+    def change_job(self, job: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+
 def _rows(db: sqlite3.Connection, caller: Caller, query: Query, **overrides: Any) -> Rows:
     """The page the reference would select, with some arguments of the query overridden."""
     arguments: dict[str, Any] = {"status": query.status, "limit": query.limit,
@@ -421,29 +433,25 @@ class UnknownStatus500(Fault):
 # List-view fields
 
 
-class PlaybackUrlFilled(Fault):
+class PlaybackUrlFilled(JobFault):
     name = "playback-url-filled"
     description = "Succeeded jobs carry a signed playback URL in the list view."
     breaks = ("SHP-03",)
 
-    def render_job(self, row: sqlite3.Row) -> dict[str, Any]:
-        job = super().render_job(row)
+    def change_job(self, job: dict[str, Any]) -> None:
         if job["status"] == "succeeded":
             track_id = job["result_track_id"]
             job["playback_url"] = f"https://cdn.reference.invalid/{track_id}.mp3?sig=0"
-        return job
 
 
-class TrackFilled(Fault):
+class TrackFilled(JobFault):
     name = "track-filled"
     description = "Succeeded jobs embed their track summary in the list view."
     breaks = ("SHP-04",)
 
-    def render_job(self, row: sqlite3.Row) -> dict[str, Any]:
-        job = super().render_job(row)
+    def change_job(self, job: dict[str, Any]) -> None:
         if job["status"] == "succeeded":
             job["track"] = {"id": job["result_track_id"], "title": "Untitled", "duration_s": 132}
-        return job
 
 
 class NullFieldsOmitted(Fault):
@@ -455,84 +463,70 @@ class NullFieldsOmitted(Fault):
         return {key: value for key, value in super().render_job(row).items() if value is not None}
 
 
-class ProgressAsString(Fault):
+class ProgressAsString(JobFault):
     name = "progress-as-string"
     description = "progress is a string (\"100\")."
     breaks = ("SHP-02",)
 
-    def render_job(self, row: sqlite3.Row) -> dict[str, Any]:
-        job = super().render_job(row)
+    def change_job(self, job: dict[str, Any]) -> None:
         job["progress"] = str(job["progress"])
-        return job
 
 
-class ProgressPerMille(Fault):
+class ProgressPerMille(JobFault):
     name = "progress-per-mille"
     description = "progress runs 0-1000 (the engine's per-mille), out of the 0-100 range."
     breaks = ("SHP-02",)
 
-    def render_job(self, row: sqlite3.Row) -> dict[str, Any]:
-        job = super().render_job(row)
+    def change_job(self, job: dict[str, Any]) -> None:
         job["progress"] *= 10
-        return job
 
 
-class BadIdPrefix(Fault):
+class BadIdPrefix(JobFault):
     name = "bad-id-prefix"
     description = "Job ids lose their mgen_ prefix (gen_...)."
     breaks = ("SHP-02",)
 
-    def render_job(self, row: sqlite3.Row) -> dict[str, Any]:
-        job = super().render_job(row)
+    def change_job(self, job: dict[str, Any]) -> None:
         job["id"] = "gen_" + job["id"].removeprefix("mgen_")
-        return job
 
 
-class LocalTime(Fault):
+class LocalTime(JobFault):
     name = "local-time"
     description = "created_at is the server's local time (UTC+2) without a designator."
     breaks = ("SHP-02",)
 
-    def render_job(self, row: sqlite3.Row) -> dict[str, Any]:
-        job = super().render_job(row)
+    def change_job(self, job: dict[str, Any]) -> None:
         job["created_at"] = _shifted(job["created_at"], hours=2, suffix="")
-        return job
 
 
-class SucceededWithoutTrackId(Fault):
+class SucceededWithoutTrackId(JobFault):
     name = "succeeded-without-track-id"
     description = "Succeeded jobs show result_track_id null (it is filled in by a later sync)."
     breaks = ("SHP-05",)
 
-    def render_job(self, row: sqlite3.Row) -> dict[str, Any]:
-        job = super().render_job(row)
+    def change_job(self, job: dict[str, Any]) -> None:
         if job["status"] == "succeeded":
             job["result_track_id"] = None
-        return job
 
 
-class PartialTrackOnUnsucceeded(Fault):
+class PartialTrackOnUnsucceeded(JobFault):
     name = "partial-track-on-unsucceeded"
     description = "Failed and cancelled jobs that made progress name the partial track they left."
     breaks = ("SHP-06",)
 
-    def render_job(self, row: sqlite3.Row) -> dict[str, Any]:
-        job = super().render_job(row)
+    def change_job(self, job: dict[str, Any]) -> None:
         if job["status"] in ("failed", "cancelled") and job["progress"] > 0:
             job["result_track_id"] = "mtrack_partial_" + job["id"].removeprefix("mgen_")
-        return job
 
 
-class FailedWithoutMessage(Fault):
+class FailedWithoutMessage(JobFault):
     name = "failed-without-message"
     description = "Failed jobs carry an empty error_message."
     breaks = ("SHP-07",)
 
-    def render_job(self, row: sqlite3.Row) -> dict[str, Any]:
-        job = super().render_job(row)
+    def change_job(self, job: dict[str, Any]) -> None:
         if job["status"] == "failed":
             job["error_message"] = ""
-        return job
 
 
 class DuplicateJobs(Fault):
@@ -905,27 +899,23 @@ class SameTraceId(Fault):
 # Oracle: only the expected dataset can tell these from the reference.
 
 
-class CreatedAtShifted(Fault):
+class CreatedAtShifted(JobFault):
     name = "created-at-shifted"
     description = "created_at is local time (UTC+2) labelled as UTC: every job looks 2 hours younger."
     breaks = ("DAT-01",)
 
-    def render_job(self, row: sqlite3.Row) -> dict[str, Any]:
-        job = super().render_job(row)
+    def change_job(self, job: dict[str, Any]) -> None:
         job["created_at"] = _shifted(job["created_at"], hours=2, suffix="Z")
-        return job
 
 
-class StaleProgress(Fault):
+class StaleProgress(JobFault):
     name = "stale-progress"
     description = "Running jobs show progress 0 (read from a cache that is never refreshed)."
     breaks = ("DAT-01",)
 
-    def render_job(self, row: sqlite3.Row) -> dict[str, Any]:
-        job = super().render_job(row)
+    def change_job(self, job: dict[str, Any]) -> None:
         if job["status"] == "running":
             job["progress"] = 0
-        return job
 
 
 def _shifted(created_at: str, *, hours: int, suffix: str) -> str:
