@@ -106,3 +106,11 @@ def test_plain_pytest_refuses_certify_rather_than_skipping_the_bundle(tmp_path):
                             timeout=120, stdin=subprocess.DEVNULL)
     assert result.returncode == pytest.ExitCode.USAGE_ERROR
     assert "use 'conformance run --profile certify'" in result.stderr
+
+
+def test_output_cut_short_by_the_reader_ends_quietly():
+    listing = subprocess.Popen([sys.executable, "-m", "conformance", "faults"], env=clean_env(),
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    listing.stdout.close()  # before the CLI has started writing, so its writes hit a closed pipe
+    assert listing.wait(timeout=60) == 0
+    assert b"Traceback" not in listing.stderr.read()
