@@ -24,6 +24,8 @@ import ssl
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import timezone
 from pathlib import Path
@@ -136,6 +138,17 @@ class Exchange:
     elapsed_s: float = 0.0
     error: str | None = None
     retried: bool = False
+    # Sent ahead of the check that judges it (conformance.prefetch): that check counts it as
+    # its own when it first reads it, through :meth:`claim`.
+    ahead: bool = field(default=False, compare=False, repr=False)
+    _claimed: bool = field(default=False, compare=False, repr=False)
+
+    def claim(self) -> bool:
+        """True the first time a check reads this exchange when it was sent ahead for it."""
+        with _CLAIMS:
+            first = self.ahead and not self._claimed
+            self._claimed = True
+        return first
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -145,6 +158,33 @@ class Exchange:
             "elapsed_s": round(self.elapsed_s, 4), "error": self.error,
             "retried": self.retried, "curl": self.curl,
         }
+
+
+_CLAIMS = threading.Lock()
+_sending_ahead: ContextVar[bool] = ContextVar("sending_ahead", default=False)
+_recorders: ContextVar[tuple[list[Exchange], ...]] = ContextVar("recorders", default=())
+
+
+@contextmanager
+def sending_ahead() -> Iterator[None]:
+    """Mark every exchange sent in this context as sent ahead of the check that will judge it."""
+    token = _sending_ahead.set(True)
+    try:
+        yield
+    finally:
+        _sending_ahead.reset(token)
+
+
+@contextmanager
+def recording() -> Iterator[list[Exchange]]:
+    """A list that receives every exchange sent in this context (threads started with a copy
+    of it included), whether it got an answer or not."""
+    sent: list[Exchange] = []
+    token = _recorders.set((*_recorders.get(), sent))
+    try:
+        yield sent
+    finally:
+        _recorders.reset(token)
 
 
 @dataclass
@@ -489,6 +529,7 @@ class TargetClient:
             url=self.redactor.text(url),
             request_headers=self.redactor.headers(headers.items()),
             curl=self._curl(url, credential),
+            ahead=_sending_ahead.get(),
         )
         with self._slots:
             self._pacer.wait()
@@ -504,6 +545,8 @@ class TargetClient:
             finally:
                 self._deadline.at = None
                 exchange.elapsed_s = time.perf_counter() - started
+                for sent in _recorders.get():
+                    sent.append(exchange)
                 self._notify(exchange)
         return response
 

@@ -7,18 +7,23 @@ page with a slice of the walked listing, a filter check with a subsequence of it
 from __future__ import annotations
 
 import threading
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from conformance import evidence
-from conformance.client import Exchange, Response
+from conformance.client import Exchange, RequestFailed, Response
+from conformance.prefetch import Outcome, Shared, StopAhead, gather, running_ahead
 
 WALK_PAGE_SIZE = 100
 # Walks a run spends confirming a listing that keeps changing; past them, a comparison that
 # differs on a listing already seen changing is not checked without walking it again.
 MAX_REWALKS = 25
+# Pages a walk of unknown length fetches at once past the last one it has (1, 2, 4, then 8):
+# at most this many requests past the end of a listing, for a few round trips in all.
+MAX_SPECULATIVE_PAGES = 8
 
 Job = dict[str, Any]
 Fetch = Callable[[dict[str, Any]], Response]
@@ -123,59 +128,86 @@ def page_jobs(response: Response) -> list[Job]:
 
 
 class ListingModel:
-    """Walks of the caller's listing and a cache of pages, shared by all checks of a run."""
+    """Walks of the caller's listing and a cache of pages, shared by all checks of a run.
 
-    def __init__(self, fetch: Fetch, *, max_jobs: int) -> None:
+    Thread-safe: checks run ahead (:mod:`conformance.prefetch`) ask for the same pages and
+    walks at once; each is fetched once, by whichever thread asks first.
+    """
+
+    def __init__(self, fetch: Fetch, *, max_jobs: int, concurrency: int = 1) -> None:
         self._fetch = fetch
         self.max_jobs = max_jobs
-        self._walks: dict[str | None, Walk] = {}
-        self._pages: dict[tuple[tuple[str, str], ...], Response] = {}
+        self.concurrency = concurrency
+        self._shared = Shared()
         self._lock = threading.RLock()
         self.changed = False
         self.rewalks = 0
+        self.generation = 0  # how many times the model took a fresh walk in place of the one it held
 
     def page(self, **params: Any) -> Response:
-        """The response to a query with these parameters, fetched once per run."""
-        key = tuple(sorted((name, str(value)) for name, value in params.items()))
-        with self._lock:
-            if key not in self._pages:
-                self._pages[key] = self._fetch(dict(params))
-            response = self._pages[key]
-        evidence.note(response.exchange)
-        return response
+        """The response to a query with these parameters, fetched once per run. Parameters are
+        sent in name order, so that equal queries are one request whoever asks."""
+        query = tuple(sorted(((name, str(value)) for name, value in params.items()), key=lambda pair: pair[0]))
+        return self._shared.get(("page", query), lambda: self._fetch(dict(query)))
 
     def listing(self) -> Walk:
         """The listing walked with limit=100 (up to ``max_jobs``), once per run."""
-        return self.filtered(None)
+        return self._shared.get(("walk", None), lambda: self.walk(WALK_PAGE_SIZE), note=False)
 
     def filtered(self, status: str | None) -> Walk:
-        """The listing filtered by ``status``, walked once per run."""
-        with self._lock:
-            if status not in self._walks:
-                self._walks[status] = self.walk(WALK_PAGE_SIZE, status=status)
-            return self._walks[status]
+        """The listing filtered by ``status``, walked once per run as far as the checks compare it
+        with the listing: whole when the listing is, else its first jobs up to the end of the
+        listing's walked prefix (as many as the prefix holds of ``status``)."""
+        if status is None:
+            return self.listing()
+        walk = self._shared.get(("walk", status), lambda: self._walk_filtered(status), note=False)
+        for exchange in walk.pages:
+            evidence.note(exchange)
+        return walk
 
-    def walk(self, page_size: int, *, status: str | None = None, max_jobs: int | None = None) -> Walk:
-        """Walk with pages of ``page_size`` until a short page or ``max_jobs`` jobs."""
+    def _walk_filtered(self, status: str) -> Walk:
+        listing = self.listing()
+        expected = len(listing.with_status(status))
+        if listing.complete:
+            return self.walk(WALK_PAGE_SIZE, status=status, expect=expected)
+        return self.walk(WALK_PAGE_SIZE, status=status, max_jobs=expected)
+
+    def walk(self, page_size: int, *, status: str | None = None, max_jobs: int | None = None,
+             expect: int | None = None, fresh: bool = False) -> Walk:
+        """Walk with pages of ``page_size`` until a short page or ``max_jobs`` jobs.
+
+        Without ``max_jobs`` the walk stops at --max-listing, where one more request
+        (``offset=max_jobs&limit=1``) tells whether the listing ends there. Pages known to be
+        needed are fetched together: every page up to ``max_jobs`` when it is given, or up to
+        the short page after ``expect`` jobs; past them (or from the start, when nothing is
+        known) 1, 2, 4, then 8 pages at a time. ``fresh`` sends every page again instead of
+        reading the run's cache.
+        """
         cap = self.max_jobs if max_jobs is None else max_jobs
+        known = cap if max_jobs is not None else min(cap, expect + 1) if expect is not None else 0
+        fetch = self._fetch if fresh else (lambda params: self.page(**params))
         jobs: list[Job] = []
         pages: list[Exchange] = []
+        requests = 0
+        sizes = _batch_sizes(-(-known // page_size))
         while len(jobs) < cap:
-            params: dict[str, Any] = {"limit": page_size, "offset": len(jobs)}
-            if status is not None:
-                params["status"] = status
-            response = self._fetch(params)
-            pages.append(response.exchange)
-            page = page_jobs(response)[:page_size]
-            jobs.extend(page)
-            if len(page) < page_size:
-                return Walk(tuple(jobs), True, page_size, len(pages), status, tuple(pages))
-        return Walk(tuple(jobs[:cap]), False, page_size, len(pages), status, tuple(pages))
+            offsets = range(len(jobs), min(cap, len(jobs) + next(sizes) * page_size), page_size)
+            queries = [_page_params(page_size, offset, status) for offset in offsets]
+            at_cap = max_jobs is None and offsets[-1] + page_size == cap
+            if at_cap:
+                queries.append(_page_params(1, cap, status))
+            outcomes = gather([partial(fetch, query) for query in queries], self.concurrency)
+            requests += len(outcomes)
+            if _extend(jobs, pages, outcomes[: len(offsets)], page_size):
+                return Walk(tuple(jobs), True, page_size, requests, status, tuple(pages))
+            if at_cap:
+                return Walk(tuple(jobs), _nothing_past(outcomes[-1]), page_size, requests, status, tuple(pages))
+        return Walk(tuple(jobs[:cap]), False, page_size, requests, status, tuple(pages))
 
     def facts(self) -> dict[str, Any]:
         """What results.json says of the listing: its size, completeness and stability."""
         facts: dict[str, Any] = {"changed_during_run": self.changed}
-        walk = self._walks.get(None)
+        walk = self._shared.peek(("walk", None))
         if walk is not None:
             facts.update(jobs=len(walk), complete=walk.complete)
         return facts
@@ -186,17 +218,22 @@ class ListingModel:
 
         A listing already seen changing on :data:`MAX_REWALKS` walks is presumed to change
         still: True without a walk, and the model keeps what it holds."""
+        if running_ahead():
+            raise StopAhead("only a check's real run walks the listing again")
         with self._lock:
             if self.changed and self.rewalks >= MAX_REWALKS:
                 return True
             self.rewalks += 1
             before = self.listing()
-            after = self.walk(WALK_PAGE_SIZE, max_jobs=len(before.jobs) if not before.complete else None)
+            after = self.walk(WALK_PAGE_SIZE, max_jobs=len(before.jobs) if not before.complete else None,
+                              expect=len(before.jobs), fresh=True)
             if after.ids == before.ids and not _fields_changed(before.jobs, after.jobs):
                 return False
             self.changed = True
-            self._walks = {None: after}
-            self._pages.clear()
+            shared = Shared()
+            shared.put(("walk", None), after)
+            self._shared = shared
+            self.generation += 1
             return True
 
     def confirm_unchanged(self) -> None:
@@ -212,6 +249,44 @@ class ListingModel:
             raise ListingChanged("listing changed during the run" + (
                 f" (on {MAX_REWALKS} walks already, so the suite stopped walking it again)" if presumed else ""),
                 fresh=not presumed)
+
+
+def _page_params(limit: int, offset: int, status: str | None) -> dict[str, Any]:
+    params: dict[str, Any] = {"limit": limit, "offset": offset}
+    if status is not None:
+        params["status"] = status
+    return params
+
+
+def _extend(jobs: list[Job], pages: list[Exchange], outcomes: Sequence[Outcome], page_size: int) -> bool:
+    """Add the pages' jobs in order, up to a short page; True when there was one (the end).
+    A page that got no usable answer raises there, as if the walk had stopped at it."""
+    for outcome in outcomes:
+        response = outcome.result(note=False)
+        pages.append(response.exchange)
+        page = page_jobs(response)[:page_size]
+        jobs.extend(page)
+        if len(page) < page_size:
+            return True
+    return False
+
+
+def _batch_sizes(known_pages: int) -> Iterator[int]:
+    """Pages fetched at once: those known to be needed, then 1, 2, 4, 8, 8, ..."""
+    if known_pages:
+        yield known_pages
+    size = 1
+    while True:
+        yield size
+        size = min(size * 2, MAX_SPECULATIVE_PAGES)
+
+
+def _nothing_past(outcome: Outcome) -> bool:
+    """Whether the page just past the cap is empty; an answer that tells nothing says no."""
+    try:
+        return page_jobs(outcome.result(note=False)) == []
+    except (ListingUnavailable, RequestFailed):
+        return False
 
 
 # Fields that move while a job is active; terminal jobs never change.

@@ -156,6 +156,11 @@ class ConformancePlugin:
             for rid in ids:
                 catalogue.get(rid)
 
+    def pytest_collection_finish(self, session: pytest.Session) -> None:
+        # The selected checks run ahead so their requests overlap (conformance/prefetch.py).
+        if not session.config.option.collectonly:
+            self.context.ahead.start(session.items)
+
     # -- running -------------------------------------------------------------------------
 
     @pytest.hookimpl(wrapper=True)
@@ -179,7 +184,7 @@ class ConformancePlugin:
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, Any]:
         self._phase = "call"
         try:
-            with _judged_exceptions(), evidence.collecting(self._judged):
+            with _judged_exceptions(), evidence.collecting(self._judged), self.context.ahead.replaying(item):
                 try:
                     return (yield)
                 except ListingChanged as error:
@@ -203,12 +208,12 @@ class ConformancePlugin:
             pytest.skip(f"{error}: the comparison was repeated against a fresh walk and still differed")
 
     def _capture(self, exchange: Exchange) -> None:
-        if self._current is not None and self._phase == "call":
+        if self._current is not None and self._phase == "call" and not exchange.ahead:
             self._current.attach(exchange, sent=True)
 
     def _judged(self, exchange: Exchange) -> None:
-        if self._current is not None:
-            self._current.attach(exchange, sent=False)
+        if self._current is not None:  # sent ahead for this check: it counts as sent by it
+            self._current.attach(exchange, sent=exchange.claim())
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
@@ -256,6 +261,7 @@ class ConformancePlugin:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
+        self.context.ahead.stop()
         result = self.context.result
         result.finished_at = datetime.now(timezone.utc)
         result.requests = self.context.client.request_count
@@ -270,6 +276,7 @@ class ConformancePlugin:
         terminalreporter.section("conformance verdict")
         for line in reports.summary_lines(self.context.result, self.html_path):
             terminalreporter.write_line(line)
+        terminalreporter.write_line(self.context.ahead.describe())
 
     def pytest_unconfigure(self, config: pytest.Config) -> None:
         if self.owns_context:

@@ -3,6 +3,7 @@ the model of the listing and the result model, opened once and shared by every c
 
 from __future__ import annotations
 
+import hashlib
 import ssl
 import tempfile
 from collections.abc import Callable, Hashable
@@ -12,11 +13,12 @@ from typing import Any
 
 import pytest
 
-from conformance import config, evidence
+from conformance import config
 from conformance.client import (Credential, RequestFailed, Response, TargetClient, TargetUnreachable,
                                 ssl_context)
 from conformance.config import Settings, setting_label
 from conformance.model import ListingModel
+from conformance.prefetch import Ahead, Shared, own_request
 from conformance.results import RunResult
 
 
@@ -26,16 +28,11 @@ class Target:
 
     settings: Settings
     client: TargetClient
-    _cache: dict[Hashable, Any] = field(default_factory=dict, compare=False, repr=False)
+    _shared: Shared = field(default_factory=Shared, compare=False, repr=False)
 
     def cached(self, key: Hashable, fetch: Callable[[], Any]) -> Any:
-        """``fetch()`` once per run for ``key``; later calls share the answer."""
-        if key not in self._cache:
-            self._cache[key] = fetch()
-        answer = self._cache[key]
-        if isinstance(answer, Response):
-            evidence.note(answer.exchange)
-        return answer
+        """``fetch()`` once per run for ``key``; later (and concurrent) calls share the answer."""
+        return self._shared.get(("cached", key), fetch)
 
     @property
     def org(self) -> str:
@@ -60,11 +57,45 @@ class Target:
         return value
 
     def get(self, params: Any = None, *, credential: Credential | None | str = "api_key",
-            org: str | None = None, raw_query: str | None = None):
-        """GET the list endpoint as the main caller (or with ``credential``; None = no auth)."""
+            org: str | None = None, raw_query: str | None = None) -> Response:
+        """GET the list endpoint as the main caller (or with ``credential``; None = no auth):
+        the check's own request, sent each time it is asked for (from the check's tape when it
+        ran ahead: :mod:`conformance.prefetch`)."""
+        key, send = self._request(params, credential, org, raw_query)
+        return own_request(key, send)
+
+    def once(self, params: Any = None, *, credential: Credential | None | str = "api_key",
+             org: str | None = None, raw_query: str | None = None) -> Response:
+        """Like :meth:`get`, but sent once per run: every check asking for exactly this request
+        shares the answer. Only for answers never compared with the listing (refusals), since
+        they are kept when the listing changes during the run."""
+        key, send = self._request(params, credential, org, raw_query)
+        return self._shared.get(key, send)
+
+    def send(self, params: Any = None) -> Response:
+        """GET as the main caller, now, outside any tape or cache (what the model fetches with)."""
+        return self.client.get(self.org, params, credential=self.credential())
+
+    def member_model(self, credential: Credential) -> ListingModel:
+        """The model of the listing another member sees with ``credential`` (walked once per run)."""
+        return self.cached(("member", _digest(credential)), lambda: ListingModel(
+            lambda params: self.client.get(self.org, params, credential=credential),
+            max_jobs=self.settings.max_listing, concurrency=self.settings.concurrency))
+
+    def _request(self, params: Any, credential: Credential | None | str, org: str | None,
+                 raw_query: str | None) -> tuple[Hashable, Callable[[], Response]]:
         if isinstance(credential, str):
             credential = self.credential(credential)
-        return self.client.get(org or self.org, params, credential=credential, raw_query=raw_query)
+        organization = org or self.org
+        items = params.items() if isinstance(params, dict) else params or ()
+        query = raw_query if raw_query is not None else tuple((name, str(value)) for name, value in items)
+        return (("request", organization, query, None if credential is None else _digest(credential)),
+                lambda: self.client.get(organization, params, credential=credential, raw_query=raw_query))
+
+
+def _digest(credential: Credential) -> tuple[str, str]:
+    """A credential as a cache key names it: its header and a digest, so no key holds a secret."""
+    return credential.header, hashlib.sha256(credential.value.encode()).hexdigest()
 
 
 class RunContext:
@@ -77,7 +108,9 @@ class RunContext:
         self.reference = reference
         self._scratch = scratch
         self.target = Target(settings, client)
-        self.model = ListingModel(lambda params: self.target.get(params), max_jobs=settings.max_listing)
+        self.model = ListingModel(self.target.send, max_jobs=settings.max_listing, concurrency=settings.concurrency)
+        self.ahead = Ahead({"target": lambda: self.target, "model": lambda: self.model, "listing": self.model.listing},
+                           workers=settings.concurrency, generation=lambda: self.model.generation)
         self.result = RunResult(
             base_url=settings.base_url or "",
             organization_id=settings.org or "",
@@ -85,6 +118,7 @@ class RunContext:
             configuration=settings.public(),
         )
         client.add_observer(self._count)
+        client.add_observer(self.ahead.observe)
 
     @classmethod
     def open(cls, settings: Settings, *, reference_options: dict[str, Any] | None = None) -> RunContext:
@@ -100,10 +134,12 @@ class RunContext:
 
     def preflight(self) -> None:
         """One request before any check; :class:`RequestFailed` names why it got no answer
-        (unreachable, TLS, timeout, an answer that broke off, or rate limited throughout)."""
-        self.client.get(self.target.org, {"limit": 1}, credential=self.target.credential())
+        (unreachable, TLS, timeout, an answer that broke off, or rate limited throughout).
+        Its answer is the model's page ``limit=1``, which a check judges later."""
+        self.model.page(limit=1)
 
     def close(self) -> None:
+        self.ahead.stop()
         self.client.close()
         if self.reference is not None:
             self.reference.stop()

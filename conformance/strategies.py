@@ -197,12 +197,15 @@ def queries(listing_size: int, sizes_by_status: dict[str, int] | None = None) ->
     """Whole queries. Offsets are weighted at the end of what the query lists: the listing,
     or the filtered listing's size from ``sizes_by_status`` when a known status is sent."""
     sizes = sizes_by_status or {}
+    # Built once, not at every draw: a strategy costs more to build than to draw from.
+    status_values, limit_values, unknown_values = statuses(), limits(), unknown_parameters()
+    offset_values = {size: offsets(size) for size in {listing_size, *sizes.values()}}
 
     @st.composite
     def query(draw: st.DrawFn) -> Query:
-        status = draw(statuses())
-        offset = draw(offsets(sizes.get(status, listing_size) if status is not None else listing_size))
-        return Query(status=status, limit=draw(limits()), offset=offset, unknown=draw(unknown_parameters()))
+        status = draw(status_values)
+        offset = draw(offset_values[sizes.get(status, listing_size) if status is not None else listing_size])
+        return Query(status=status, limit=draw(limit_values), offset=offset, unknown=draw(unknown_values))
 
     return query()
 

@@ -22,7 +22,7 @@ def expect_no_jobs(response, requirement):
 
 @pytest.mark.requirement("AUTH-01")
 def test_no_credentials_get_401(target):
-    response = target.get({"limit": 1}, credential=None)
+    response = target.once({"limit": 1}, credential=None)
     expect_error(response, 401, "AUTH-01", codes=("AUTHENTICATION_REQUIRED",), types=("authentication_error",))
     expect_no_jobs(response, "AUTH-01")
 
@@ -30,7 +30,7 @@ def test_no_credentials_get_401(target):
 @pytest.mark.requirement("AUTH-02")
 @pytest.mark.parametrize("kind", sorted(inputs.MADE_UP_KEYS))
 def test_made_up_key_gets_401(target, kind):
-    response = target.get({"limit": 1}, credential=inputs.MADE_UP_KEYS[kind])
+    response = target.once({"limit": 1}, credential=inputs.MADE_UP_KEYS[kind])
     expect_error(response, 401, "AUTH-02", codes=AUTH_401_CODES, types=("authentication_error",))
     expect_no_jobs(response, "AUTH-02")
 
@@ -51,14 +51,14 @@ def test_valid_key_is_accepted(model):
 
 @pytest.mark.requirement("AUTH-04")
 def test_member_without_capability_gets_403(target):
-    response = target.get({"limit": 1}, credential="no_capability_api_key")
+    response = target.once({"limit": 1}, credential="no_capability_api_key")
     expect_error(response, 403, "AUTH-04", codes=("INSUFFICIENT_PERMISSIONS",), types=("authorization_error",))
     expect_no_jobs(response, "AUTH-04")
 
 
 @pytest.mark.requirement("AUTH-05")
 def test_foreign_organization_gets_403(target):
-    response = target.get({"limit": 1}, org=target.setting("foreign_org"))
+    response = target.once({"limit": 1}, org=target.setting("foreign_org"))
     expect_error(response, 403, "AUTH-05", codes=NON_MEMBER_CODES, types=("authorization_error",))
     expect_no_jobs(response, "AUTH-05")
 

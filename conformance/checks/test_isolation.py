@@ -6,14 +6,12 @@ import pytest
 
 from conformance import schemas
 from conformance.judge import expect
-from conformance.model import ListingModel, short_id
+from conformance.model import short_id
 
 
 @pytest.mark.requirement("ISO-01")
 def test_members_see_disjoint_jobs(target, listing):
-    credential = target.credential("second_user_api_key")
-    second = ListingModel(lambda params: target.get(params, credential=credential),
-                          max_jobs=target.settings.max_listing).listing()
+    second = target.member_model(target.credential("second_user_api_key")).listing()
     if not second.jobs or not listing.jobs:
         pytest.skip("both members need jobs for disjointness to mean anything "
                     f"(main: {len(listing)}, second member: {len(second)})")
@@ -25,9 +23,7 @@ def test_members_see_disjoint_jobs(target, listing):
 @pytest.mark.requirement("ISO-01")
 def test_members_filtered_listings_are_disjoint(target, model):
     # A status filter must not widen the listing to other members' jobs.
-    credential = target.credential("second_user_api_key")
-    second = ListingModel(lambda params: target.get(params, credential=credential),
-                          max_jobs=target.settings.max_listing)
+    second = target.member_model(target.credential("second_user_api_key"))
     mine = {i for status in schemas.statuses() for i in model.filtered(status).ids}
     theirs = {i for status in schemas.statuses() for i in second.filtered(status).ids}
     if not mine or not theirs:

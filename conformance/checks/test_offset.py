@@ -57,7 +57,7 @@ def test_far_offset_is_empty(model):
 @pytest.mark.requirement("OFF-04")
 @pytest.mark.parametrize("value", inputs.INVALID_OFFSETS, ids=lambda v: f"offset={v!r}")
 def test_bad_offset_is_a_validation_error(target, value):
-    expect_validation_error(target.get({"offset": value}), "OFF-04")
+    expect_validation_error(target.once({"offset": value}), "OFF-04")
 
 
 @pytest.mark.requirement("OFF-05")

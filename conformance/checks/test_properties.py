@@ -24,6 +24,7 @@ from conformance.hypothesis_profiles import HypothesisRun
 from conformance.judge import (Violation, body_excerpt, describe, expect, expect_validation_error, fail,
                               first_difference)
 from conformance.model import WALK_PAGE_SIZE, Job, ListingChanged, ListingModel, Walk, job_id
+from conformance.prefetch import Outcome, gather
 from conformance.session import Target
 from conformance.strategies import Query, page_sizes, queries, valid_statuses
 
@@ -62,19 +63,33 @@ class Replayer:
     A request that already passed is not sent again (different draws can make the same query).
     Before the first window mismatch is replayed the listing is walked again, so a deployment
     whose jobs change during the run is not blamed (the check is then not checked).
+
+    :meth:`run` runs the test twice: a first pass only notes the requests its examples make
+    (the same seed draws the same examples), which are then sent ``workers`` at a time; the
+    second pass judges their answers. A request the first pass did not note (shrinking
+    after a failure) is sent when it is judged. The first answer is ``shared()`` when given
+    (the run's one answer to a query other checks send too); a replay is always sent anew.
     """
 
-    def __init__(self, model: ListingModel) -> None:
+    def __init__(self, model: ListingModel, workers: int = 1) -> None:
         self.model = model
+        self.workers = workers
         self.unreproduced: list[str] = []
         self.passed: set[str] = set()
         self.listing_changed: ListingChanged | None = None
         self._listing_confirmed = False
+        self._planned: dict[str, Callable[[], Response]] | None = None
+        self._answers: dict[str, Outcome] = {}
 
-    def check(self, key: str, send: Callable[[], Response], judge: Callable[[Response], None]) -> None:
+    def check(self, key: str, send: Callable[[], Response], judge: Callable[[Response], None],
+              shared: Callable[[], Response] | None = None) -> None:
         if self.listing_changed or key in self.passed:
             return
-        first = _violation(send, judge)
+        if self._planned is not None:
+            self._planned.setdefault(key, shared or send)
+            return
+        answer = self._answers.pop(key, None)
+        first = _violation((shared or send) if answer is None else answer.result, judge)
         if first is None:
             self.passed.add(key)
             return
@@ -99,6 +114,12 @@ class Replayer:
 
     def run(self, test: Callable[[], None]) -> None:
         """Run the Hypothesis test; turn what could not be judged into a not-checked skip."""
+        self._planned = {}
+        try:
+            test()
+        finally:
+            planned, self._planned = self._planned, None
+        self._answers = dict(zip(planned, gather(list(planned.values()), self.workers)))
         try:
             test()
         except Flaky as error:
@@ -129,16 +150,26 @@ def _violation(send: Callable[[], Response], judge: Callable[[Response], None]) 
 def test_every_request_gets_the_models_answer(target: Target, model: ListingModel, listing: Walk,
                                               hypothesis_run: HypothesisRun) -> None:
     expected = Expectations(listing)
-    replayer = Replayer(model)
+    replayer = Replayer(model, target.settings.concurrency)
 
     @seed(hypothesis_run.seed)
     @hypothesis_run.settings()
     @given(query=queries(len(listing), expected.sizes()))
     def every_request(query: Query) -> None:
         replayer.check(query.render(), lambda: target.get(raw_query=query.render()),
-                       lambda response: judge_answer(query, response, expected))
+                       lambda response: judge_answer(query, response, expected), shared_answer(target, model, query))
 
     replayer.run(every_request)
+
+
+def shared_answer(target: Target, model: ListingModel, query: Query) -> Callable[[], Response] | None:
+    """The run's one answer to a query of known parameters only, which other checks send too:
+    the model's page when the query is valid, else the run's refusal. None with unknown ones."""
+    if query.unknown:
+        return None
+    if query.valid:
+        return lambda: model.page(**dict(query.params()))
+    return lambda: target.once(query.params())
 
 
 def judge_answer(query: Query, response: Response, expected: Expectations) -> None:
@@ -274,7 +305,8 @@ class ClientWalk(RuleBasedStateMachine):
         self.sizes.append(limit)
         want = walk.window(self.offset, limit)
         self.replayer.check(repr(params), lambda: self.target.get(params),
-                            lambda response: self.judge_page(response, want))
+                            lambda response: self.judge_page(response, want),
+                            lambda: self.replayer.model.page(**dict(params)))
         self.offset += limit
         self.done = len(want) < limit
 
@@ -299,6 +331,6 @@ def test_client_walk_tiles_the_listing(target: Target, model: ListingModel, list
     if len(listing) < 2:
         pytest.skip(f"the listing ({listing.describe()}) has fewer than 2 jobs")
     expected = Expectations(listing)
-    replayer = Replayer(model)
+    replayer = Replayer(model, target.settings.concurrency)
     factory = seed(hypothesis_run.seed)(lambda: ClientWalk(target, expected, replayer))
     replayer.run(lambda: run_state_machine_as_test(factory, settings=hypothesis_run.walk_settings()))
