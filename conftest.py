@@ -47,17 +47,7 @@ class SuiteRun:
 
 def reference_env(server: ReferenceServer, dataset_dir: Path) -> dict[str, str]:
     """Environment variables that point the suite at ``server`` with every credential."""
-    fixture = server.fixture
-    return {
-        "CONFORMANCE_BASE_URL": server.base_url,
-        "CONFORMANCE_ORG_ID": fixture.organization_id,
-        "FREDDY_API_KEY": fixture.api_key,
-        "CONFORMANCE_NO_CAPABILITY_API_KEY": fixture.no_capability_api_key,
-        "CONFORMANCE_FOREIGN_ORG_ID": fixture.foreign_organization_id,
-        "CONFORMANCE_SECOND_USER_API_KEY": fixture.second_user_api_key,
-        "CONFORMANCE_BEARER_TOKEN": fixture.bearer_token,
-        "CONFORMANCE_DATASET": str(fixture.write_dataset(dataset_dir / "dataset.json")),
-    }
+    return server.suite_env(dataset_dir)
 
 
 def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:

@@ -113,19 +113,9 @@ def _wait4(pid: int, timeout: float) -> tuple[int, int, Any]:
 
 
 def suite_env(server: ReferenceServer, folder: Path) -> dict[str, str]:
-    """The environment that points the suite at ``server`` with every credential and the dataset."""
-    fixture = server.fixture
+    """This process's environment, less any suite setting, pointed at ``server``."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("CONFORMANCE_", "FREDDY_"))}
-    env.update({
-        "CONFORMANCE_BASE_URL": server.base_url,
-        "CONFORMANCE_ORG_ID": fixture.organization_id,
-        "FREDDY_API_KEY": fixture.api_key,
-        "CONFORMANCE_NO_CAPABILITY_API_KEY": fixture.no_capability_api_key,
-        "CONFORMANCE_FOREIGN_ORG_ID": fixture.foreign_organization_id,
-        "CONFORMANCE_SECOND_USER_API_KEY": fixture.second_user_api_key,
-        "CONFORMANCE_BEARER_TOKEN": fixture.bearer_token,
-        "CONFORMANCE_DATASET": str(fixture.write_dataset(folder / "dataset.json")),
-    })
+    env.update(server.suite_env(folder))
     return env
 
 

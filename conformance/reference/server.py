@@ -11,6 +11,7 @@ from types import TracebackType
 
 import uvicorn
 
+from conformance.config import SPECS_BY_NAME
 from conformance.reference.app import RequestLog, create_app
 from conformance.reference.behaviour import Behaviour
 from conformance.reference.data import DEFAULT_JOBS, DEFAULT_SEED, Fixture, seed_database
@@ -140,6 +141,22 @@ class ReferenceServer:
     @property
     def request_count(self) -> int:
         return 0 if self._log is None else self._log.count
+
+    def suite_env(self, dataset_dir: Path) -> dict[str, str]:
+        """Environment variables that point ``conformance run`` at this server with every
+        credential and the dataset (written into ``dataset_dir``)."""
+        fixture = self.fixture
+        values = {
+            "base_url": self.base_url,
+            "org": fixture.organization_id,
+            "api_key": fixture.api_key,
+            "no_capability_api_key": fixture.no_capability_api_key,
+            "foreign_org": fixture.foreign_organization_id,
+            "second_user_api_key": fixture.second_user_api_key,
+            "bearer_token": fixture.bearer_token,
+            "dataset": str(fixture.write_dataset(dataset_dir / "dataset.json")),
+        }
+        return {SPECS_BY_NAME[name].env: value for name, value in values.items()}
 
 
 def serve(
