@@ -5,10 +5,19 @@ console, results) ever holds a credential, because no captured value contains on
 
 So does everything that keeps a run safe on a shared, rate-limited or broken deployment:
 only ``GET``; at most ``concurrency`` requests in flight and ``max_rps`` started per second;
-429s waited out as asked, with bounded retries; one total deadline per request (a response
-that trickles in is cut at ``timeout``); at most :data:`BODY_READ_CAP` bytes read of a body;
-redirects never followed, so credentials never reach another host; and a target that stops
-answering is given up on after a few requests instead of being waited for by every check.
+429s waited out as asked, with bounded retries, and a wait longer than the suite accepts
+honoured once for the whole client; one total deadline per request, decoding included (a
+response that trickles in is cut at ``timeout``); at most :data:`BODY_READ_CAP` bytes read of
+a body, counted as they come out of the decoder; redirects never followed, so credentials
+never reach another host; nothing the deployment sets (cookies, auth challenges) sent back;
+and a target that stops answering is given up on after a few requests instead of being
+waited for by every check.
+
+Nothing the deployment sends is trusted to be small: its response head is bounded by
+httpcore (100 KiB for the status line and every header, ``MAX_INCOMPLETE_EVENT_SIZE``), its
+body by :data:`BODY_READ_CAP` before and after decoding, and what an :class:`Exchange` or an
+error message keeps of it by :data:`KEPT_HEADERS`, :data:`KEPT_HEADER_CHARS` and
+:data:`QUOTED_CHARS`.
 """
 
 from __future__ import annotations
@@ -23,11 +32,12 @@ import socket
 import ssl
 import threading
 import time
+import zlib
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import timezone
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -35,20 +45,29 @@ from urllib.parse import urlencode, urlsplit
 import httpcore
 import httpx
 
-SENSITIVE_HEADERS = frozenset({"x-api-key", "authorization", "cookie", "proxy-authorization"})
-REDACTED = "***"
+from conformance.redaction import Redactor
+
 # The most of one response body the suite reads. A page holds at most 100 jobs, a few tens
 # of KiB; past this cap the body is not read further and is judged as not a usable page.
 BODY_READ_CAP = 1024 * 1024
 BODY_KEEP_CAP = 64 * 1024
+# The content codings the suite decodes, and so the only ones it asks for; at most one per body.
+ACCEPT_ENCODING = "gzip, deflate"
 MAX_RATE_LIMIT_RETRIES = 6
-MAX_RATE_LIMIT_WAIT_S = 60.0
+# The longest one Retry-After the suite waits out. A target asking for longer is taken at its
+# word once for the whole client: every request until then fails at once (not judged).
+MAX_RATE_LIMIT_WAIT_S = 30.0
 BACKOFF_BASE_S = 0.25
 BACKOFF_MAX_S = 8.0
 # Requests in a row that got no answer (or ran out of 429 retries) before the client stops
 # sending: a target that went away mid-run ends the run quickly instead of timing out per check.
 GIVE_UP_AFTER = 3
 DEFAULT_CONCURRENCY = 8
+# What an Exchange keeps of the response headers, and what a message quotes of anything the
+# deployment sent (a header value, a protocol error that echoes the status line).
+KEPT_HEADERS = 100
+KEPT_HEADER_CHARS = 1024
+QUOTED_CHARS = 200
 
 
 class RequestFailed(Exception):
@@ -95,32 +114,6 @@ class Credential:
     def literal_api_key(cls, key: str) -> Credential:
         """A made-up key that is not a secret (unknown, empty, malformed): shown as is."""
         return cls("X-API-Key", key, re.sub(r'([\\"$`])', r"\\\1", key))
-
-
-class Redactor:
-    """Replaces every occurrence of a secret (and of its near-miss stems) with ``***``."""
-
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
-        needles: set[str] = set()
-        for secret in secrets:
-            if not secret:
-                continue
-            needles.add(secret)
-            if len(secret) >= 8:
-                needles.add(secret[:-1])  # the stem that truncated and changed keys share
-        self._needles = sorted(needles, key=len, reverse=True)
-
-    def text(self, text: str) -> str:
-        for needle in self._needles:
-            if needle in text:
-                text = text.replace(needle, REDACTED)
-        return text
-
-    def headers(self, headers: Iterable[tuple[str, str]]) -> list[tuple[str, str]]:
-        return [
-            (name, REDACTED if name.lower() in SENSITIVE_HEADERS else self.text(value))
-            for name, value in headers
-        ]
 
 
 @dataclass
@@ -187,6 +180,22 @@ def recording() -> Iterator[list[Exchange]]:
         _recorders.reset(token)
 
 
+# How deeply a body may nest before the suite refuses to parse it: every parser, validator
+# and writer after this point recurses over the parsed value.
+MAX_JSON_DEPTH = 32
+_JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
+_JSON_BRACKET = re.compile(rb"[\[\]{}]")
+
+
+def json_depth(content: bytes) -> int:
+    """The deepest nesting of arrays and objects in ``content`` (strings skipped)."""
+    depth = deepest = 0
+    for match in _JSON_BRACKET.finditer(_JSON_STRING.sub(b'""', content)):
+        depth += 1 if match.group(0) in b"[{" else -1
+        deepest = max(deepest, depth)
+    return deepest
+
+
 @dataclass
 class Response:
     """What a check judges: status, headers, raw body and its JSON (when it is JSON)."""
@@ -195,7 +204,9 @@ class Response:
     headers: httpx.Headers
     content: bytes
     exchange: Exchange
-    oversized: bool = False
+    # Why the body cannot be judged as JSON whatever it holds (too big, or it could not be
+    # decoded); None when it was read whole. The checks meet it through json().
+    unreadable: str | None = None
     _json: Any = field(default=None, repr=False)
     _json_error: str | None = field(default=None, repr=False)
     _parsed: bool = field(default=False, repr=False)
@@ -208,13 +219,17 @@ class Response:
         """The parsed body; raises ``ValueError`` with a readable message when it is not JSON."""
         if not self._parsed:
             self._parsed = True
-            if self.oversized:
-                self._json_error = (f"body is larger than {BODY_READ_CAP // 1024} KiB, the most the suite reads of "
-                                    "one response (conformance.client.BODY_READ_CAP); it was not read further")
+            if self.unreadable is not None:
+                self._json_error = self.unreadable
+                raise ValueError(self._json_error)
+            depth = json_depth(self.content)
+            if depth > MAX_JSON_DEPTH:
+                self._json_error = (f"body nests {depth} levels deep, more than the {MAX_JSON_DEPTH} the suite "
+                                    "parses (a page is 3 deep); it was not parsed")
                 raise ValueError(self._json_error)
             try:
                 self._json = json.loads(self.content)
-            except (UnicodeDecodeError, json.JSONDecodeError) as error:
+            except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
                 self._json_error = f"body is not JSON ({error})"
         if self._json_error:
             raise ValueError(self._json_error)
@@ -264,13 +279,17 @@ def retry_after_seconds(value: str | None, attempt: int, rng: random.Random) -> 
     return min(BACKOFF_BASE_S * 2**attempt, BACKOFF_MAX_S) * (0.5 + rng.random())
 
 
+# Longer than any form of Retry-After (an IMF-fixdate is 29 characters): not read at all.
+_LONGEST_RETRY_AFTER = 64
+
+
 def parse_retry_after(value: str | None) -> float | None:
     """``Retry-After`` in seconds from now, or None when absent or unreadable.
 
     Accepts delay-seconds and the three HTTP date forms (IMF-fixdate, RFC 850, asctime).
     """
     text = (value or "").strip()
-    if not text:
+    if not text or len(text) > _LONGEST_RETRY_AFTER:
         return None
     try:
         seconds = float(text)
@@ -299,6 +318,11 @@ class _Deadline(threading.local):
         if remaining <= 0:
             raise expired("the request's total deadline passed")
         return remaining if timeout is None else min(timeout, remaining)
+
+    def check(self) -> None:
+        """``httpx.ReadTimeout`` once the deadline passed: work between reads (decoding) counts too."""
+        if self.at is not None and time.monotonic() >= self.at:
+            raise httpx.ReadTimeout("the request's total deadline passed")
 
 
 class _DeadlineStream(httpcore.NetworkStream):
@@ -361,6 +385,65 @@ class _Transport(httpx.HTTPTransport):
             keepalive_expiry=limits.keepalive_expiry, network_backend=_DeadlineBackend(deadline))
 
 
+TOO_BIG = (f"body is larger than {BODY_READ_CAP // 1024} KiB, the most the suite reads of one response "
+           "(conformance.client.BODY_READ_CAP); it was not read further")
+# zlib's window bits per coding: +32 reads a gzip or a zlib header (as httpx does), and
+# "deflate" is zlib data, or raw deflate from servers that omit the wrapper.
+_WBITS = {"gzip": zlib.MAX_WBITS | 32, "x-gzip": zlib.MAX_WBITS | 32, "deflate": zlib.MAX_WBITS}
+
+
+class _Unreadable(Exception):
+    """The body cannot be judged, for the reason given (said as a check reports it)."""
+
+
+def content_coding(headers: httpx.Headers) -> str | None:
+    """The body's one content coding (None: none); :class:`_Unreadable` when the suite cannot undo it.
+
+    One coding at most: a stack (``gzip, gzip``) multiplies what a few bytes inflate to.
+    """
+    named = ", ".join(headers.get_list("content-encoding"))
+    if len(named) > QUOTED_CHARS:
+        raise _Unreadable(f"body could not be decoded: its Content-Encoding is {len(named)} characters long, "
+                          f"not one of {ACCEPT_ENCODING} (the codings the suite asked for)")
+    codings = [part.strip().lower() for part in named.split(",")]
+    codings = [coding for coding in codings if coding not in ("", "identity")]
+    if len(codings) > 1:
+        raise _Unreadable(f"body could not be decoded: Content-Encoding {named!r} stacks {len(codings)} codings; "
+                          f"the suite decodes at most one (it asked for Accept-Encoding: {ACCEPT_ENCODING})")
+    if codings and codings[0] not in _WBITS:
+        raise _Unreadable(f"body could not be decoded: Content-Encoding {codings[0]!r} is not one the suite asked "
+                          f"for (Accept-Encoding: {ACCEPT_ENCODING})")
+    return codings[0] if codings else None
+
+
+class _BodyDecoder:
+    """Undoes one content coding without ever producing more than asked for, so a body that
+    inflates a million-fold costs no more memory or time than the bytes the suite keeps."""
+
+    def __init__(self, coding: str | None) -> None:
+        self._coding = coding
+        self._zlib = zlib.decompressobj(_WBITS[coding]) if coding else None
+        self._fed = False
+
+    def decode(self, data: bytes, most: int) -> bytes:
+        """At most ``most`` (1 or more) decoded bytes of ``data``; past them the rest is dropped,
+        since the caller stops reading there."""
+        if self._zlib is None:
+            return data[:most]
+        first, self._fed = not self._fed, True
+        try:
+            return self._zlib.decompress(data, most)
+        except zlib.error as error:
+            if first and self._coding == "deflate":
+                self._zlib = zlib.decompressobj(-zlib.MAX_WBITS)
+                return self.decode(data, most)
+            raise _Unreadable(f"body could not be decoded: its {self._coding} data is corrupt ({error})") from None
+
+    def finish(self) -> None:
+        if self._zlib is not None and self._fed and not self._zlib.eof:
+            raise _Unreadable(f"body could not be decoded: its {self._coding} data stops before its end")
+
+
 def ssl_context(verify: bool | str | Path) -> ssl.SSLContext:
     """True: the usual trusted CAs; False: no verification; a path: trust that PEM bundle only.
 
@@ -380,9 +463,9 @@ def failure_cause(error: BaseException, url: str, timeout: float) -> str:
         if isinstance(cause, socket.gaierror):
             return f"DNS lookup failed for {host}"
         if isinstance(cause, ssl.SSLCertVerificationError):
-            return f"TLS certificate verify failed for {host}: {cause.verify_message}"
+            return f"TLS certificate verify failed for {host}: {excerpt(str(cause.verify_message))}"
         if isinstance(cause, ssl.SSLError):
-            return f"TLS handshake with {where} failed: {cause.reason or cause}"
+            return f"TLS handshake with {where} failed: {excerpt(str(cause.reason or cause))}"
         if isinstance(cause, ConnectionRefusedError):
             return f"connection refused by {where}"
         if isinstance(cause, ConnectionResetError):
@@ -394,18 +477,69 @@ def failure_cause(error: BaseException, url: str, timeout: float) -> str:
     if isinstance(error, httpx.RemoteProtocolError) and "without sending a response" in str(error):
         return f"{where} closed the connection without answering"
     if isinstance(error, httpx.RemoteProtocolError):
-        return f"{where} answered with something that is not HTTP: {error}"
-    return f"{type(error).__name__}: {error}"
+        return f"{where} answered with something that is not HTTP: {excerpt(str(error))}"
+    return f"{type(error).__name__}: {excerpt(str(error))}"
 
 
 def _broken_off(error: BaseException) -> str:
-    if isinstance(error, httpx.DecodingError):
-        return f"its Content-Encoding could not be decoded: {error}"
     if any(isinstance(cause, ConnectionResetError) for cause in _causes(error)):
         return "connection reset"
     if isinstance(error, httpx.RemoteProtocolError):
         return "the connection closed early"
-    return f"{type(error).__name__}: {error}"
+    return f"{type(error).__name__}: {excerpt(str(error))}"
+
+
+def excerpt(text: str, limit: int = QUOTED_CHARS) -> str:
+    """``text`` cut to ``limit`` characters, saying how much was left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}... ({len(text) - limit} more characters)"
+
+
+def _kept_headers(headers: list[tuple[str, str]],
+                  redact: Callable[[list[tuple[str, str]]], list[tuple[str, str]]]) -> list[tuple[str, str]]:
+    """What an exchange keeps of response headers: the first :data:`KEPT_HEADERS`, redacted,
+    each cut to :data:`KEPT_HEADER_CHARS`, and a line saying how many more there were."""
+    kept = [(excerpt(name, KEPT_HEADER_CHARS), excerpt(value, KEPT_HEADER_CHARS))
+            for name, value in redact(headers[:KEPT_HEADERS])]
+    if len(headers) > KEPT_HEADERS:
+        kept.append(("...", f"{len(headers) - KEPT_HEADERS} more headers, not kept"))
+    return kept
+
+
+def _announced_length(headers: httpx.Headers) -> int | None:
+    announced = headers.get("content-length", "")
+    return int(announced) if announced.isdigit() and len(announced) <= 20 else None
+
+
+def credential_flaw(value: str) -> str | None:
+    """Why ``value`` cannot be a credential header's value, naming the first offending
+    character's kind and place but never the value; None when it can. Keys and tokens are
+    visible ASCII (0x21-0x7E): no space, line break, control or non-ASCII character."""
+    for index, char in enumerate(value):
+        if "!" <= char <= "~":
+            continue
+        at_end, at_start = not value[index:].strip(), not value[:index + 1].strip()
+        where = "at its end" if at_end else "at its start" if at_start else "inside it"
+        slip = " (a copy-paste slip?)" if at_end or at_start or char in "\r\n" else ""
+        return f"contains {_character_kind(char)} {where}{slip}"
+    return None
+
+
+def _character_kind(char: str) -> str:
+    if char in "\r\n":
+        return "a line break"
+    if char in " \t":
+        return "a space" if char == " " else "a tab"
+    return "a control character" if char.isascii() else "a non-ASCII character"
+
+
+def _refuse_unsendable(headers: Mapping[str, str]) -> None:
+    """``ValueError`` naming the header, never its value, when a value cannot go on the wire
+    (config.validate refuses such credentials before a run; this guards other callers)."""
+    for name, value in headers.items():
+        if not all(char == "\t" or " " <= char <= "~" for char in value):
+            raise ValueError(f"refusing to send a {name} header holding a control or non-ASCII character")
 
 
 def _causes(error: BaseException) -> Iterator[BaseException]:
@@ -451,14 +585,19 @@ class TargetClient:
         self._no_answer_in_a_row = 0
         self._exhausted_in_a_row = 0
         self.gave_up: RequestFailed | None = None
-        self._http = httpx.Client(
-            timeout=timeout, follow_redirects=False,
-            transport=transport or _Transport(ssl_context(verify), concurrency, self._deadline),
-            headers={"User-Agent": "conformance-suite", "Accept": "application/json"},
-        )
+        # Until when (time.monotonic()) the target asked, with a 429, not to be sent anything.
+        self._rate_limited_until = 0.0
+        self._rate_limited_because = ""
+        # Requests go to the transport as built here, never through httpx.Client: it never
+        # follows redirects, so it needs no redirect handling (which chokes on some Location
+        # values), and no cookie jar or auth flow can add what a deployment set to a request.
+        self._transport = transport or _Transport(ssl_context(verify), concurrency, self._deadline)
+        self._headers = {"User-Agent": "conformance-suite", "Accept": "application/json",
+                         "Accept-Encoding": ACCEPT_ENCODING}
+        self._extensions = {"timeout": httpx.Timeout(timeout).as_dict()}
 
     def close(self) -> None:
-        self._http.close()
+        self._transport.close()
 
     def __enter__(self) -> TargetClient:
         return self
@@ -493,6 +632,7 @@ class TargetClient:
         query = raw_query if raw_query is not None else _encode(params)
         full_url = f"{target}?{query}" if query else target
         headers = {credential.header: credential.value} if credential else {}
+        _refuse_unsendable(headers)
         waited = 0.0
         for attempt in range(MAX_RATE_LIMIT_RETRIES + 1):
             response = self._answer(full_url, headers, credential)
@@ -502,9 +642,7 @@ class TargetClient:
             response.exchange.retried = True
             wait = retry_after_seconds(response.headers.get("retry-after"), attempt, self._rng)
             if wait > MAX_RATE_LIMIT_WAIT_S:
-                raise self._exhausted(f"rate limited: GET {response.exchange.url} answered 429 asking to wait "
-                                      f"{wait:.0f} s, longer than the {MAX_RATE_LIMIT_WAIT_S:.0f} s the suite waits; "
-                                      "not judged")
+                raise self._rate_limited_for(wait, response.exchange.url)
             if attempt < MAX_RATE_LIMIT_RETRIES:
                 self._pacer.hold(wait)
                 waited += wait
@@ -514,8 +652,6 @@ class TargetClient:
 
     def _answer(self, url: str, headers: dict[str, str], credential: Credential | None) -> Response:
         """One request, repeated once when its answer broke off in a way a repeat may mend."""
-        if self.gave_up is not None:
-            raise type(self.gave_up)(f"not sent: {self.gave_up}")
         try:
             return self._send(url, headers, credential)
         except ResponseIncomplete as error:
@@ -524,15 +660,16 @@ class TargetClient:
         return self._send(url, headers, credential)
 
     def _send(self, url: str, headers: dict[str, str], credential: Credential | None) -> Response:
-        exchange = Exchange(
-            method="GET",
-            url=self.redactor.text(url),
-            request_headers=self.redactor.headers(headers.items()),
-            curl=self._curl(url, credential),
-            ahead=_sending_ahead.get(),
-        )
         with self._slots:
             self._pacer.wait()
+            self._refuse_unwanted()  # decided here, since a wait for a slot may have outlived the target
+            exchange = Exchange(
+                method="GET",
+                url=self.redactor.text(url),
+                request_headers=self.redactor.headers(headers.items()),
+                curl=self._curl(url, credential),
+                ahead=_sending_ahead.get(),
+            )
             with self._lock:
                 self.request_count += 1
             started = time.perf_counter()
@@ -550,44 +687,85 @@ class TargetClient:
                 self._notify(exchange)
         return response
 
+    def _refuse_unwanted(self) -> None:
+        """Fail at once, sending nothing, once the client gave up on the target or while the
+        target asked not to be sent anything (a Retry-After longer than the suite waits)."""
+        if self.gave_up is not None:
+            raise type(self.gave_up)(f"not sent: {self.gave_up}")
+        with self._lock:
+            limited = time.monotonic() < self._rate_limited_until
+            because = self._rate_limited_because
+        if limited:
+            raise RateLimitExhausted(f"not sent: {because}; not judged")
+
+    def _rate_limited_for(self, seconds: float, url: str) -> RateLimitExhausted:
+        """Take the target at its word, once for the whole client: nothing is sent for ``seconds``.
+        Not counted towards giving up: requests that were in flight meet the same 429."""
+        until = time.time() + min(seconds, _LONGEST_WAIT_NAMED)
+        with self._lock:
+            self._rate_limited_until = max(self._rate_limited_until, time.monotonic() + seconds)
+            self._rate_limited_because = (
+                f"the target is rate limited until {datetime.fromtimestamp(until, timezone.utc):%H:%M:%S} UTC "
+                f"(a 429 asked to wait {_seconds(seconds)}, longer than the {MAX_RATE_LIMIT_WAIT_S:.0f} s the "
+                "suite waits)")
+        return RateLimitExhausted(self.redactor.text(
+            f"rate limited: GET {url} answered 429 asking to wait {_seconds(seconds)}, longer than the "
+            f"{MAX_RATE_LIMIT_WAIT_S:.0f} s the suite waits; not judged"))
+
     def _read(self, url: str, headers: dict[str, str], exchange: Exchange) -> Response:
+        request = httpx.Request("GET", url, headers={**self._headers, **headers}, extensions=self._extensions)
         try:
-            with self._http.stream("GET", url, headers=headers) as streamed:
-                exchange.status = streamed.status_code
-                exchange.response_headers = self.redactor.headers(streamed.headers.multi_items())
-                content, oversized = self._read_body(streamed, exchange)
+            answer = self._transport.handle_request(request)
         except httpx.HTTPError as error:  # nothing arrived, not even the status line
             cause = failure_cause(error, url, self.timeout)
             self._count_no_answer(cause)
             raise TargetUnreachable(self.redactor.text(f"{cause} (GET {url})")) from None
+        try:
+            exchange.status = answer.status_code
+            exchange.response_headers = _kept_headers(answer.headers.multi_items(), self.redactor.headers)
+            content, unreadable = self._read_body(answer, exchange)
+        finally:
+            answer.close()  # a body not read to its end closes the connection instead of reusing it
         with self._lock:
             self._no_answer_in_a_row = 0
-        text = content[:BODY_KEEP_CAP].decode("utf-8", errors="replace")
-        exchange.body = self.redactor.text(text)
-        exchange.body_truncated = oversized or len(content) > BODY_KEEP_CAP
-        return Response(streamed.status_code, streamed.headers, content, exchange, oversized)
+        exchange.body = self.redactor.text(content[:BODY_KEEP_CAP].decode("utf-8", errors="replace"))
+        exchange.body_truncated = unreadable is not None or len(content) > BODY_KEEP_CAP
+        return Response(answer.status_code, answer.headers, content, exchange, unreadable)
 
-    def _read_body(self, streamed: httpx.Response, exchange: Exchange) -> tuple[bytes, bool]:
-        """The body up to :data:`BODY_READ_CAP`; :class:`ResponseIncomplete` when it broke off."""
-        chunks: list[bytes] = []
-        size = 0
+    def _read_body(self, answer: httpx.Response, exchange: Exchange) -> tuple[bytes, str | None]:
+        """The decoded body up to :data:`BODY_READ_CAP`, and why it cannot be judged whole (None
+        when it can); :class:`ResponseIncomplete` when it broke off or outlived the deadline.
+
+        Both the bytes received and the bytes decoded stop at the cap, counted as they come.
+        """
+        body = bytearray()
+        received = 0
         try:
-            for chunk in streamed.iter_bytes():
-                chunks.append(chunk)
-                size += len(chunk)
-                if size > BODY_READ_CAP:
-                    return b"".join(chunks)[:BODY_READ_CAP], True
-        except (httpx.TransportError, httpx.DecodingError) as error:
-            timed_out = isinstance(error, httpx.TimeoutException)
-            if timed_out:
-                self._count_no_answer(f"timed out after {self.timeout:g} s")
-            announced = streamed.headers.get("content-length", "")
-            received = f"{size} of the {announced} bytes announced" if announced.isdigit() else f"{size} bytes"
-            what = (f"the body was still incomplete at the {self.timeout:g} s deadline ({received})" if timed_out
-                    else f"the body broke off after {received} ({_broken_off(error)})")
-            raise ResponseIncomplete(self.redactor.text(f"GET {exchange.url} -> {streamed.status_code}: {what}; "
-                                                        "not judged"), repeatable=not timed_out) from None
-        return b"".join(chunks), False
+            decoder = _BodyDecoder(content_coding(answer.headers))
+            for chunk in answer.iter_raw():
+                received += len(chunk)
+                body += decoder.decode(chunk, BODY_READ_CAP + 1 - len(body))
+                self._deadline.check()
+                if len(body) > BODY_READ_CAP or received > BODY_READ_CAP:
+                    return bytes(body[:BODY_READ_CAP]), TOO_BIG
+            decoder.finish()
+        except _Unreadable as reason:
+            return bytes(body), str(reason)
+        except httpx.TransportError as error:
+            raise self._incomplete(error, answer, exchange, received) from None
+        return bytes(body), None
+
+    def _incomplete(self, error: httpx.TransportError, answer: httpx.Response, exchange: Exchange,
+                    received: int) -> ResponseIncomplete:
+        timed_out = isinstance(error, httpx.TimeoutException)
+        if timed_out:
+            self._count_no_answer(f"timed out after {self.timeout:g} s")
+        announced = _announced_length(answer.headers)
+        size = f"{received} of the {announced} bytes announced" if announced is not None else f"{received} bytes"
+        what = (f"the body was still incomplete at the {self.timeout:g} s deadline ({size})" if timed_out
+                else f"the body broke off after {size} ({_broken_off(error)})")
+        return ResponseIncomplete(self.redactor.text(f"GET {exchange.url} -> {answer.status_code}: {what}; not judged"),
+                                  repeatable=not timed_out)
 
     def _count_no_answer(self, cause: str) -> None:
         with self._lock:
@@ -620,6 +798,14 @@ class TargetClient:
             shell = credential.shell
             parts += ["-H", f'"{credential.header}: {shell}"' if shell else f'"{credential.header};"']
         return " ".join(parts)
+
+
+# A wait past this is named by how long it is, not by when it ends (no clock reaches it).
+_LONGEST_WAIT_NAMED = 10**6
+
+
+def _seconds(seconds: float) -> str:
+    return f"{seconds:.0f} s" if seconds < _LONGEST_WAIT_NAMED else f"more than {_LONGEST_WAIT_NAMED} s"
 
 
 def _origin(url: str) -> tuple[str, str, int | None]:

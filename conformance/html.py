@@ -2,20 +2,21 @@
 
 from __future__ import annotations
 
+import html
 import json
-from html import escape
 from typing import Any
 
 from conformance import __version__, catalogue
 from conformance.client import Exchange
 from conformance.results import CheckRecord, RunResult
+from conformance.terminal import visible
 
 MATRIX_ORDER = {"failed": 0, "error": 1, "not_checked": 2, "passed": 3}
 STYLE = """
 <style>
 .cf-verdict{font-size:1.4em;font-weight:bold;padding:.4em .8em;display:inline-block;border-radius:4px}
 .cf-conformant{background:#d4edda}.cf-nonconformant{background:#f8d7da}
-.cf-incomplete{background:#fff3cd}.cf-error{background:#f8d7da}
+.cf-incomplete{background:#fff3cd}.cf-error{background:#f8d7da}.cf-interrupted{background:#f8d7da}
 .cf-matrix{border-collapse:collapse;margin:1em 0}.cf-matrix td,.cf-matrix th{border:1px solid #ccc;padding:3px 6px;vertical-align:top}
 .cf-failed{color:#a00;font-weight:bold}.cf-error-outcome{color:#a00}.cf-not_checked{color:#8a6d00}.cf-passed{color:#070}
 .cf-exchange{border-left:3px solid #ccc;margin:.5em 0;padding-left:.5em}
@@ -24,14 +25,21 @@ STYLE = """
 """
 
 
+def escape(text: str) -> str:
+    """Text for HTML: markup escaped, and control characters (which HTML forbids) shown."""
+    return html.escape(visible(text, keep_newlines=True))
+
+
 def metadata(result: RunResult) -> dict[str, str]:
-    """The 'Environment' table: only facts that are safe to publish."""
-    return {
-        "Target": result.base_url or "(bundled reference deployment)",
+    """The 'Environment' table: only facts that are safe to publish. pytest-html renders
+    these values as markup, so each is escaped here."""
+    facts = {
+        "Target": result.target_description(),
         "Organization": result.organization_id,
         "Suite": f"conformance {__version__}",
         "Contract": f"{catalogue.CONTRACT_VERSION} (sha256 {catalogue.contract_digest()[:12]})",
     }
+    return {name: escape(value) for name, value in facts.items()}
 
 
 def summary(result: RunResult) -> list[str]:
@@ -118,9 +126,11 @@ def exchange_html(exchange: Exchange, body_cap: int | None = None) -> str:
 
 
 def pretty_body(body: str) -> str:
+    """The body indented when it is JSON; as received when it is not, or nests too deeply to
+    re-serialise (a hostile body must not stop the report from being written)."""
     try:
         return json.dumps(json.loads(body), indent=2)
-    except ValueError:
+    except (ValueError, RecursionError):
         return body
 
 

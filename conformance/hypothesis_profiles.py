@@ -9,7 +9,9 @@ earlier run would change the sequence.
 
 from __future__ import annotations
 
+import os
 import random
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -67,11 +69,25 @@ class HypothesisRun:
         return {"profile": self.profile, "seed": self.seed, "examples": self.examples}
 
 
+def hypothesis_home() -> Path:
+    """A stable per-user cache folder for Hypothesis' files (its unicode tables take 1.5-2 CPU
+    seconds to build, so they must outlive one report folder); a temporary one when the user's
+    cache cannot be written."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "conformance" / "hypothesis"
+    try:
+        cache.mkdir(parents=True, exist_ok=True)
+        if os.access(cache, os.W_OK):
+            return cache
+    except OSError:
+        pass
+    return Path(tempfile.gettempdir()) / f"conformance-hypothesis-{os.getuid() if hasattr(os, 'getuid') else 0}"
+
+
 def configure(run_settings: Settings) -> HypothesisRun:
-    """Register and load the profile, keep Hypothesis' files under the report folder, fix the seed."""
+    """Register and load the profile, keep Hypothesis' files in the user's cache, fix the seed."""
     register()
     settings.load_profile(run_settings.hypothesis_profile)
-    set_hypothesis_home_dir(Path(run_settings.report_dir).resolve() / ".hypothesis")
+    set_hypothesis_home_dir(hypothesis_home())
     seed = run_settings.seed
     if seed is None:
         seed = CI_SEED if run_settings.hypothesis_profile == "ci" else random.SystemRandom().randrange(2**32)

@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from conformance import evidence
-from conformance.client import Exchange, recording, sending_ahead
+from conformance.client import Exchange, RequestFailed, recording, sending_ahead
 
 _tape: contextvars.ContextVar[Tape | None] = contextvars.ContextVar("tape", default=None)
 _ahead: contextvars.ContextVar[bool] = contextvars.ContextVar("running_ahead", default=False)
@@ -67,12 +67,33 @@ class Outcome:
 
     def result(self, *, note: bool = True) -> Any:
         """The value (or the error raised again); ``note`` attaches the exchanges to the running check."""
+        __tracebackhide__ = True  # plumbing: a check's traceback shows the check
         if note:
             for exchange in self.exchanges:
                 evidence.note(exchange)
         if self.error is not None:
-            raise self.error
+            raise fresh(self.error)
         return self.value
+
+
+def fresh(error: BaseException) -> BaseException:
+    """A copy of ``error`` to raise again: raising one exception object again and again (a
+    shared answer meets every check that needs it) grows its traceback by every raise, and
+    every report of it with it.
+
+    The copy starts from where ``error`` was first raised, a bug's only clue; a request that
+    got no answer starts from nothing, since its message says it all.
+    """
+    origin = None if isinstance(error, RequestFailed) else error.__traceback__
+    try:
+        copy = type(error).__new__(type(error), *error.args)
+    except Exception:  # noqa: BLE001 - a __new__ that wants other arguments: the same object, reset
+        return error.with_traceback(origin)
+    copy.args = error.args
+    copy.__dict__.update(error.__dict__)
+    copy.__cause__ = error.__cause__
+    copy.__suppress_context__ = error.__suppress_context__
+    return copy.with_traceback(origin)
 
 
 class _Entry:
@@ -96,7 +117,8 @@ class _Entry:
 class Shared:
     """Answers computed once per key by whichever thread asks first; the others wait for it.
 
-    A failure is shared like an answer: every check that needs it meets the same error.
+    A failure is shared like an answer: every check that needs it meets the same error (a
+    fresh copy of it each time, see :func:`fresh`).
     """
 
     def __init__(self) -> None:
@@ -104,6 +126,7 @@ class Shared:
         self._entries: dict[Hashable, _Entry] = {}
 
     def get(self, key: Hashable, compute: Callable[[], Any], *, note: bool = True) -> Any:
+        __tracebackhide__ = True
         with self._lock:
             entry = self._entries.get(key)
             owner = entry is None
@@ -148,6 +171,7 @@ class Tape:
         self.recording = True
 
     def answer(self, key: Hashable, send: Callable[[], Any]) -> Any:
+        __tracebackhide__ = True
         if self.recording:
             outcome = Outcome.of(send)
             with self._lock:
@@ -163,6 +187,7 @@ class Tape:
 
 def own_request(key: Hashable, send: Callable[[], Any]) -> Any:
     """A check's own request: from its tape when it ran ahead, else sent now."""
+    __tracebackhide__ = True
     tape = _tape.get()
     return send() if tape is None else tape.answer(key, send)
 

@@ -6,11 +6,15 @@ report.html is pytest-html's, fed from the same model by :mod:`conformance.html`
 from __future__ import annotations
 
 import json
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
 from conformance import catalogue
+from conformance.output import write_text
+from conformance.redaction import Redactor
 from conformance.results import CheckRecord, RunResult
+from conformance.terminal import visible
 
 RESULTS_FILE = "results.json"
 JUNIT_FILE = "junit.xml"
@@ -24,13 +28,20 @@ def check_level(check: CheckRecord) -> str:
     return next(level for level in LEVEL_ORDER if level in levels)
 
 
-def write_results_json(result: RunResult, report_dir: Path) -> Path:
-    path = report_dir / RESULTS_FILE
-    path.write_text(json.dumps(result.to_dict(), indent=2) + "\n", encoding="utf-8")
-    return path
+def write_results_json(result: RunResult, report_dir: Path, redactor: Redactor) -> Path:
+    return write_text(report_dir / RESULTS_FILE, json.dumps(result.to_dict(), indent=2) + "\n", redactor)
 
 
-def write_junit(result: RunResult, report_dir: Path) -> Path:
+# XML 1.0 forbids these characters outright, escaped or not.
+_NOT_XML = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff\ud800-\udfff]")
+
+
+def xml_text(text: str) -> str:
+    """``text`` as XML 1.0 can carry it: forbidden characters shown as visible escapes."""
+    return _NOT_XML.sub(lambda match: visible(match.group(0)), text)
+
+
+def write_junit(result: RunResult, report_dir: Path, redactor: Redactor) -> Path:
     """One testcase per check. A failed MUST is a failure; a failed SHOULD or MAY is a
     ``<skipped type="warning">`` so CI jobs that count failures stay green, and a check
     that could not run is ``<skipped type="not_checked">``."""
@@ -46,15 +57,24 @@ def write_junit(result: RunResult, report_dir: Path) -> Path:
     verdict, reason = result.verdict()
     properties = ET.SubElement(suite, "properties")
     for name, value in (("verdict", verdict), ("verdict_reason", reason or ""),
-                        ("base_url", result.base_url), ("organization_id", result.organization_id)):
+                        ("base_url", result.base_url), ("organization_id", result.organization_id),
+                        ("target", result.target_description())):
         ET.SubElement(properties, "property", name=name, value=value)
     suite[:] = [properties] + [child for child in suite if child is not properties]
-    tree = ET.ElementTree(ET.Element("testsuites"))
-    tree.getroot().append(suite)
-    ET.indent(tree)
-    path = report_dir / JUNIT_FILE
-    tree.write(path, encoding="utf-8", xml_declaration=True)
-    return path
+    root = ET.Element("testsuites")
+    root.append(suite)
+    ET.indent(root)
+    _xml_safe(root)
+    document = ET.tostring(root, encoding="unicode", xml_declaration=False)
+    return write_text(report_dir / JUNIT_FILE, "<?xml version='1.0' encoding='utf-8'?>\n" + document + "\n", redactor)
+
+
+def _xml_safe(element: ET.Element) -> None:
+    for node in element.iter():
+        node.text = xml_text(node.text) if node.text else node.text
+        node.tail = xml_text(node.tail) if node.tail else node.tail
+        for name, value in node.attrib.items():
+            node.attrib[name] = xml_text(value)
 
 
 def _junit_testcase(suite: ET.Element, check: CheckRecord) -> str | None:
@@ -95,7 +115,9 @@ def summary_lines(result: RunResult, html_path: Path | None) -> list[str]:
     verdict, reason = result.verdict()
     counts = result.counts()
     lines = [
-        f"verdict: {verdict.upper()}" + (f" ({reason})" if reason else ""),
+        f"target: {visible(result.target_description())}",
+        f"verdict: {verdict.upper()}" + (f" ({reason})" if reason else "")
+        + (" - of the bundled reference deployment" if result.reference else ""),
         f"requirements: {counts['passed']} passed, {counts['failed']} failed "
         f"({counts['warnings']} of them SHOULD/MAY warnings), {counts['not_checked']} not checked, "
         f"{counts['error']} error; {result.requests} requests",

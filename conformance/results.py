@@ -6,19 +6,39 @@ this one model, so they cannot disagree.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, Literal
 
-from conformance import __version__, catalogue
+from conformance import __version__, catalogue, config
 from conformance.client import Exchange
 
 Outcome = Literal["passed", "failed", "not_checked", "error"]
-Verdict = Literal["conformant", "nonconformant", "incomplete", "error"]
+Verdict = Literal["conformant", "nonconformant", "incomplete", "error", "interrupted"]
 
 OUTCOME_RANK: dict[str, int] = {"failed": 3, "error": 2, "not_checked": 1, "passed": 0}
-EXIT_CODES: dict[str, int] = {"conformant": 0, "incomplete": 0, "nonconformant": 1, "error": 3}
+# An interrupted run exits as a shell reports SIGINT (128 + 2); no verdict of a run that did
+# not complete may read as 0 or 1.
+EXIT_CODES: dict[str, int] = {"conformant": 0, "incomplete": 0, "nonconformant": 1, "error": 3, "interrupted": 130}
+
+
+# Bearer tokens are optional: a deployment without bearer support is judged without them. With
+# no bearer token AUTH-07 (MAY) is not claimed, and the MUSTs the contract checks "only when a
+# bearer token is configured" may stay not checked without making the run incomplete (certify
+# and verify follow the same rule, and say the result does not cover bearer tokens). With a
+# bearer token they count like every MUST.
+BEARER_SETTING = "bearer_token"
+BEARER_MAY = "AUTH-07"
+BEARER_MUSTS = ("AUTH-08",)
+
+
+def bearer_exempt(configuration: Mapping[str, Any], outcomes: Mapping[str, Any]) -> frozenset[str]:
+    """The MUSTs a run may leave not checked: :data:`BEARER_MUSTS` of the contract, when it had no
+    bearer token and so did not claim :data:`BEARER_MAY` either; otherwise none."""
+    applicable = frozenset(rid for rid in BEARER_MUSTS if rid in catalogue.REQUIREMENTS)
+    no_token = configuration.get(BEARER_SETTING) == "not configured"
+    return applicable if no_token and outcomes.get(BEARER_MAY) == "not_checked" else frozenset()
 
 
 @dataclass
@@ -34,6 +54,9 @@ class CheckRecord:
     requests_sent: int = 0
     violated: tuple[str, ...] = ()
     note: str | None = None
+    # The exchange whose answer broke the rule (the first one, when several did): its curl
+    # reproduces the failure. None: the last exchange the check judged stands in for it.
+    culprit: Exchange | None = None
 
     def attach(self, exchange: Exchange, *, sent: bool) -> None:
         """Keep an exchange the check sent or judged (a shared one only once)."""
@@ -51,9 +74,37 @@ class CheckRecord:
             return "not_checked", f"{self.id} stopped at a failure of {', '.join(self.violated)}"
         return self.outcome, self.message
 
+    def blame(self, exchange: Exchange) -> None:
+        """``exchange``'s answer broke the rule: its curl reproduces the failure, and it is the
+        last exchange the report shows for the check."""
+        self.culprit = exchange
+        self.exchanges = [kept for kept in self.exchanges if kept is not exchange] + [exchange]
+
+    def split_at_premise(self) -> list[CheckRecord]:
+        """A failed check stopped at its failure: the requirements it cites but had not reached
+        then were not checked by it. Each becomes a record of its own, ``not_checked``, so every
+        artifact (junit included) says so, and this record keeps the requirements it failed.
+
+        A check that failed only requirements it does not cite (a premise of its own) checked
+        none of its own: it is ``not_checked`` itself.
+        """
+        if self.outcome != "failed" or not self.violated:
+            return []
+        reason = f"{self.id} stopped at a failure of {', '.join(self.violated)}"
+        failed = tuple(rid for rid in self.requirements if rid in self.violated)
+        if not failed:
+            self.outcome, self.message = "not_checked", f"{reason}: {self.message}"
+            return []
+        unreached = [rid for rid in self.requirements if rid not in self.violated]
+        self.requirements = failed
+        return [CheckRecord(f"{self.id}[{rid}]", (rid,), outcome="not_checked", message=reason) for rid in unreached]
+
     @property
     def curl(self) -> str | None:
-        """A command that reproduces the request the check judged last."""
+        """A command that reproduces the failure: the culprit's request, else the request the
+        check judged last."""
+        if self.culprit is not None:
+            return self.culprit.curl
         judged = [exchange for exchange in self.exchanges if not exchange.retried]
         return judged[-1].curl if judged else None
 
@@ -107,6 +158,7 @@ class RunResult:
     checks: list[CheckRecord] = field(default_factory=list)
     requests: int = 0
     run_error: str | None = None
+    interrupted: str | None = None
     listing: dict[str, Any] = field(default_factory=dict)
     hypothesis: dict[str, Any] = field(default_factory=dict)
 
@@ -114,19 +166,34 @@ class RunResult:
         return {rid: aggregate(req, self.checks) for rid, req in catalogue.REQUIREMENTS.items()}
 
     def verdict(self) -> tuple[Verdict, str | None]:
-        """The run's verdict and, unless conformant, why. Only MUSTs decide it."""
+        """The run's verdict and why (for a conformant run, what it did not cover, if anything).
+        Only MUSTs decide it."""
+        if self.interrupted:
+            return "interrupted", self.interrupted
         if self.run_error:
             return "error", self.run_error
-        musts = [r for r in self.requirements().values() if r.level == "MUST"]
+        requirements = self.requirements()
+        exempt = bearer_exempt(self.configuration, {rid: r.outcome for rid, r in requirements.items()})
+        musts = [r for r in requirements.values()
+                 if r.level == "MUST" and not (r.id in exempt and r.outcome == "not_checked")]
         for outcome, verdict in (("failed", "nonconformant"), ("error", "error"),
                                  ("not_checked", "incomplete")):
             hit = [r.id for r in musts if r.outcome == outcome]
             if hit:
                 return verdict, f"MUST {outcome.replace('_', ' ')}: {', '.join(hit)}"  # type: ignore[return-value]
+        if exempt:
+            return "conformant", (f"without bearer tokens: {', '.join(sorted(exempt))} apply only with "
+                                  f"{config.setting_label(BEARER_SETTING)}, which was not given")
         return "conformant", None
 
     def exit_code(self) -> int:
         return EXIT_CODES[self.verdict()[0]]
+
+    def target_description(self) -> str:
+        """The target as every report names it; the bundled reference always says that it is."""
+        if self.reference:
+            return f"the bundled reference deployment at {self.base_url} (no --base-url given), not a deployment under test"
+        return self.base_url
 
     def counts(self) -> dict[str, int]:
         results = self.requirements().values()

@@ -6,6 +6,7 @@ from __future__ import annotations
 import hashlib
 import ssl
 import tempfile
+import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -13,13 +14,17 @@ from typing import Any
 
 import pytest
 
-from conformance import config
+from conformance import config, output
+from conformance.bad_answers import BadAnswers
 from conformance.client import (Credential, RequestFailed, Response, TargetClient, TargetUnreachable,
                                 ssl_context)
 from conformance.config import Settings, setting_label
 from conformance.model import ListingModel
 from conformance.prefetch import Ahead, Shared, own_request
 from conformance.results import RunResult
+
+# The credential settings that hold bearer tokens (sent as ``Authorization: Bearer``).
+BEARER_SETTINGS = frozenset({"bearer_token", "expired_bearer_token"})
 
 
 @dataclass(frozen=True)
@@ -45,7 +50,7 @@ class Target:
         if secret is None:
             pytest.skip(f"not configured: set {setting_label(name)}")
         spec = config.SPECS_BY_NAME[name]
-        if name == "bearer_token":
+        if name in BEARER_SETTINGS:
             return Credential.bearer(secret.reveal(), spec.env or name)
         return Credential.api_key(secret.reveal(), spec.env or name)
 
@@ -105,6 +110,8 @@ class RunContext:
                  scratch: tempfile.TemporaryDirectory[str] | None = None) -> None:
         self.settings = settings
         self.client = client
+        # When checks stop being started (--max-duration), on the clock checks read.
+        self.deadline = time.monotonic() + settings.max_duration
         self.reference = reference
         self._scratch = scratch
         self.target = Target(settings, client)
@@ -117,14 +124,21 @@ class RunContext:
             reference=reference is not None,
             configuration=settings.public(),
         )
+        # Every answer of the run that ROB-01 forbids (5xx, not JSON), whichever check sent it.
+        self.bad_answers = BadAnswers()
         client.add_observer(self._count)
         client.add_observer(self.ahead.observe)
+        client.add_observer(self.bad_answers.observe)
 
     @classmethod
     def open(cls, settings: Settings, *, reference_options: dict[str, Any] | None = None) -> RunContext:
         """Start the reference deployment when no target is configured, then connect."""
         verify: bool | str = False if settings.insecure else (str(settings.ca_bundle) if settings.ca_bundle else True)
         _check_ca_bundle(verify)
+        unwritable = output.check_writable(settings.report_dir)
+        if unwritable:
+            raise config.ConfigError(f"{setting_label('report_dir')}: cannot write reports to "
+                                     f"{settings.report_dir}: {unwritable}")
         reference = scratch = None
         if settings.uses_reference:
             settings, reference, scratch = _start_reference(settings, reference_options or {})
@@ -181,6 +195,8 @@ def _start_reference(settings: Settings, options: dict[str, Any]):
         foreign_org=fixture.foreign_organization_id,
         second_user_api_key=config.Secret(fixture.second_user_api_key),
         bearer_token=config.Secret(fixture.bearer_token),
+        revoked_api_key=config.Secret(fixture.revoked_api_key),
+        expired_bearer_token=config.Secret(fixture.expired_bearer_token),
         dataset=dataset,
     )
     return filled, server, scratch

@@ -36,9 +36,20 @@ def test_empty_environment_variable_counts_as_unset(tmp_path):
 
 
 def test_conformance_toml_in_the_working_directory_is_read(tmp_path):
-    write(tmp_path / "conformance.toml", '[conformance]\nbase_url = "http://h"\norg = "o"\napi_key = "k"\n')
+    write(tmp_path / "conformance.toml", '[conformance]\nmax_listing = 500\nmax_rps = 2\n')
     settings = resolve({}, {}, None, tmp_path)
-    assert (settings.base_url, settings.org) == ("http://h", "o")
+    assert (settings.max_listing, settings.max_rps) == (500, 2.0)
+    assert settings.files == (tmp_path / "conformance.toml",)
+
+
+@pytest.mark.parametrize("line", ['base_url = "http://h"', 'api_key = "k"', 'bearer_token = "t"'])
+def test_conformance_toml_in_the_working_directory_cannot_choose_target_or_credentials(tmp_path, line):
+    write(tmp_path / "conformance.toml", f"[conformance]\n{line}\n")
+    with pytest.raises(ConfigError, match="--config"):
+        resolve({"base_url": "http://h", "org": "o", "api_key": "k"}, {}, None, tmp_path)
+    explicit = resolve({"org": "o", "api_key": "k", "base_url": "http://h"}, {}, tmp_path / "conformance.toml",
+                       tmp_path)
+    assert explicit.files == (tmp_path / "conformance.toml",)
 
 
 def test_credentials_are_secrets_that_never_print(tmp_path):

@@ -58,7 +58,8 @@ def broken_run(tmp_path_factory):
                                    env=clean_env(env), cwd=workdir, capture_output=True, text=True, timeout=300,
                                    stdin=subprocess.DEVNULL)
         fixture = server.fixture
-    secrets = [fixture.api_key, fixture.no_capability_api_key, fixture.second_user_api_key, fixture.bearer_token]
+    secrets = [fixture.api_key, fixture.no_capability_api_key, fixture.second_user_api_key, fixture.bearer_token,
+               fixture.revoked_api_key, fixture.expired_bearer_token]
     return SuiteRun(completed.returncode, completed.stdout, completed.stderr, workdir / "r"), workdir, secrets
 
 

@@ -5,17 +5,29 @@ from __future__ import annotations
 import pytest
 
 from conformance import inputs
-from conformance.judge import expect, expect_same_jobs, created_at_order_problem, fail, first_difference
+from conformance.judge import (
+    Culprit,
+    created_at_order_problem,
+    culprit_at,
+    difference_position,
+    expect,
+    expect_page,
+    expect_same_jobs,
+    fail,
+    first_difference,
+    judged_jobs,
+)
 from conformance.model import job_id, page_jobs, parse_timestamp
 
 
-def expect_same_order(actual, expected, what, model):
+def expect_same_order(actual, expected, what, model, evidence: Culprit | None = None):
     """Like ``expect_same_jobs``, but the same jobs in another order fail ORD-02 at once: jobs
     never change their created_at, so no change of a live listing can reorder them."""
     actual_ids, expected_ids = [job_id(job) for job in actual], [job_id(job) for job in expected]
     if actual_ids != expected_ids and sorted(actual_ids) == sorted(expected_ids):
-        fail(f"{what}: the same jobs in another order: {first_difference(actual_ids, expected_ids)}", "ORD-02")
-    expect_same_jobs(actual, expected, what, model, "ORD-02")
+        fail(f"{what}: the same jobs in another order: {first_difference(actual_ids, expected_ids)}", "ORD-02",
+             evidence=culprit_at(evidence, difference_position(actual_ids, expected_ids)))
+    expect_same_jobs(actual, expected, what, model, "ORD-02", evidence=evidence)
 
 
 @pytest.mark.requirement("ORD-01")
@@ -35,7 +47,7 @@ def test_repeated_request_returns_the_same_order(target, model, listing, params)
     if len(listing) < 2:
         pytest.skip(f"the listing ({listing.describe()}) has fewer than 2 jobs")
     first = page_jobs(model.page(**params))  # the run's shared answer; the repeat is this check's own
-    again = page_jobs(target.get(params))
+    again = expect_page(target.get(params), "ORD-02")["jobs"]
     expect_same_order(again, first, f"the same request ({params or 'no parameters'}) asked twice", model)
 
 
@@ -47,7 +59,7 @@ def test_repeated_requests_across_ties_return_the_same_order(target, model, list
     for start, length in runs:
         params = {"offset": start, "limit": min(length, inputs.LIMIT_MAX)}
         first = page_jobs(model.page(**params))
-        again = page_jobs(target.get(params))
+        again = expect_page(target.get(params), "ORD-02")["jobs"]
         expect_same_order(again, first, f"page offset={start} limit={params['limit']} (the {length} jobs that "
                           "share a created_at) asked twice", model)
 
@@ -61,7 +73,8 @@ def test_pages_tile_the_listing(model, listing, page_size):
     walk = model.walk(page_size, max_jobs=covered)
     expected = listing.jobs[:covered]
     expect_same_jobs(walk.jobs, expected,
-                     f"pages of {page_size} joined together (first {covered} jobs)", model, "ORD-02")
+                     f"pages of {page_size} joined together (first {covered} jobs)", model, "ORD-02",
+                     evidence=walk.exchange_at)
 
 
 @pytest.mark.requirement("ORD-02")
@@ -73,7 +86,7 @@ def test_pages_split_inside_ties_agree(model, listing):
         for offset, limit in ((start + 1, min(length, inputs.LIMIT_MAX)), (max(start - 1, 0), 2)):
             if not listing.covers(offset + limit):
                 continue
-            page = page_jobs(model.page(offset=offset, limit=limit))
+            page = judged_jobs(model.page(offset=offset, limit=limit))
             expect_same_order(page, listing.window(offset, limit),
                               f"page offset={offset} limit={limit} splitting the {length} jobs that share "
                               f"created_at at position {start}", model)
