@@ -60,6 +60,51 @@ def near_miss_keys(real: Credential) -> dict[str, Credential]:
     }
 
 
+BASE64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+TAMPERED_TOKEN_KINDS = ("last-character-changed", "last-segment-first-character-changed")
+MALFORMED_TOKEN_KINDS = ("truncated", "one-segment", "bad-encoding")
+BAD_TOKEN_FORMS = {
+    "last-character-changed": "the bearer token with its last character changed",
+    "last-segment-first-character-changed": "the bearer token with the first character of its last segment changed",
+    "truncated": "the bearer token truncated before its last segment",
+    "one-segment": "the first segment of the bearer token alone",
+    "bad-encoding": "the bearer token ending in a character that is not base64url ('*')",
+}
+
+
+def changed_character(character: str) -> str:
+    """Another base64url character that differs in its highest bit, so the bytes a decoder
+    reads from it differ too (the low bits of a segment's last character may be padding)."""
+    position = BASE64URL.find(character)
+    if position < 0:
+        return "A"
+    return BASE64URL[position ^ 32]
+
+
+def bad_bearer_tokens(real: Credential) -> dict[str, Credential]:
+    """Bearer tokens one step from the real one: tampered (:data:`TAMPERED_TOKEN_KINDS`) and
+    not well-formed (:data:`MALFORMED_TOKEN_KINDS`), written in the shell as expansions of the
+    real token's variable. A form that cannot be derived from this token (one segment of a
+    token that has only one) is left out."""
+    token, variable = real.value.removeprefix("Bearer "), real.shell.removeprefix("Bearer $")
+    head, dot, last = token.rpartition(".")
+    forms = {
+        "last-character-changed": (token[:-1] + changed_character(token[-1:]),
+                                   f"${{{variable}%?}}{changed_character(token[-1:])}"),
+        "last-segment-first-character-changed": (
+            f"{head}{dot}{changed_character(last[:1])}{last[1:]}",
+            f"${{{variable}%.*}}.{changed_character(last[:1])}${{{variable}##*.?}}" if dot
+            else f"{changed_character(last[:1])}${{{variable}#?}}"),
+        # Cut before the last segment; a token of one segment loses its last character.
+        "truncated": (head, f"${{{variable}%.*}}") if dot else (token[:-1], f"${{{variable}%?}}"),
+        "bad-encoding": (token[:-1] + "*", f"${{{variable}%?}}*"),
+    }
+    if dot:
+        forms["one-segment"] = (token.partition(".")[0], f"${{{variable}%%.*}}")
+    return {kind: Credential("Authorization", f"Bearer {value}", f"Bearer {shell}")
+            for kind, (value, shell) in forms.items() if value != token}
+
+
 MADE_UP_KEYS = {
     "empty": Credential.literal_api_key(""),
     "unknown": Credential.literal_api_key("fk_live_00000000000000000000000000000000"),

@@ -1,7 +1,9 @@
-"""The catalogue equals CONTRACT.md, every id has a check, every check cites known ids."""
+"""The shipped contract equals CONTRACT.md, the catalogue is read from it, every id has a
+check, every check cites known ids."""
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import re
 from pathlib import Path
@@ -11,8 +13,12 @@ import pytest
 from conformance import catalogue
 from conformance.cli import CHECKS_DIR
 
+# shared/ sits beside the clone: /work/shared/spec here, ../shared/spec in CI.
 CONTRACT = Path(__file__).resolve().parents[2] / "shared" / "spec" / "CONTRACT.md"
 ROW = re.compile(r"^\| ([A-Z]{3,4}-\d\d) \| (MUST|SHOULD|MAY) \| (.+) \|\s*$")
+VERSION = re.compile(r"^Contract version \*\*([0-9.]+)\*\*", re.MULTILINE)
+beside_the_clone = pytest.mark.skipif(
+    not CONTRACT.is_file(), reason=f"no shared/spec/CONTRACT.md beside this checkout ({CONTRACT} is missing)")
 
 
 def contract_rows() -> dict[str, tuple[str, str]]:
@@ -35,12 +41,45 @@ def cited_ids() -> dict[str, set[str]]:
     return cited
 
 
-@pytest.mark.skipif(not CONTRACT.is_file(), reason="shared/spec/CONTRACT.md is not beside this checkout")
+@beside_the_clone
+def test_shipped_contract_is_the_shared_one_byte_for_byte():
+    assert catalogue.contract_bytes() == CONTRACT.read_bytes(), (
+        f"conformance/contract/CONTRACT.md differs from {CONTRACT}: copy it over")
+
+
+@beside_the_clone
 def test_catalogue_equals_the_contract():
     expected = contract_rows()
     actual = {r.id: (r.level, r.text) for r in catalogue.REQUIREMENTS.values()}
-    assert len(expected) >= 37
+    assert len(expected) == 39
     assert actual == expected
+    assert catalogue.CONTRACT_VERSION == VERSION.search(CONTRACT.read_text(encoding="utf-8")).group(1)
+
+
+def test_catalogue_is_read_from_the_shipped_contract():
+    text = catalogue.contract_text()
+    assert catalogue.CONTRACT_VERSION == "1.1"
+    assert len(catalogue.REQUIREMENTS) == 39
+    assert catalogue.REQUIREMENTS == catalogue.parse_requirements(text)
+    assert catalogue.contract_digest() == hashlib.sha256(catalogue.contract_file().read_bytes()).hexdigest()
+    for requirement in catalogue.REQUIREMENTS.values():
+        assert f"| {requirement.id} | {requirement.level} | {requirement.text} |" in text
+
+
+def test_requirements_carry_their_group_heading():
+    assert catalogue.get("AUTH-09").group == "Authentication and authorization"
+    assert catalogue.get("ROB-01").group == "Robustness"
+    assert catalogue.get("DAT-01").group == "Oracle (optional)"
+    assert catalogue.get("AUTH-08").level == "MUST"
+    assert "every credential" not in catalogue.get("ROB-01").text  # the row, not the header's summary
+    assert "with any of the run's credentials" in catalogue.get("ROB-01").text
+
+
+def test_a_contract_without_version_or_rows_is_refused_by_name():
+    with pytest.raises(catalogue.ContractError, match="Contract version"):
+        catalogue.parse_version("# The contract under test\n")
+    with pytest.raises(catalogue.ContractError, match="no requirement rows"):
+        catalogue.parse_requirements("## Terms\n| id | level | requirement |\n")
 
 
 def test_every_check_cites_a_known_requirement():

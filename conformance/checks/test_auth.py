@@ -2,14 +2,23 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+
 import pytest
 
 from conformance import inputs
-from conformance.judge import describe, expect, expect_error, expect_page, expect_same_jobs
+from conformance.config import setting_label
+from conformance.judge import (Violation, body_excerpt, describe, expect, expect_error, expect_page, expect_same_jobs,
+                               judging)
 from conformance.model import page_jobs
 
 AUTH_401_CODES = ("AUTHENTICATION_REQUIRED", "INVALID_API_KEY", "TOKEN_INVALID", "API_KEY_EXPIRED",
                   "API_KEY_DEACTIVATED", "API_KEY_PAUSED")
+AUTH_09_CODES = (*AUTH_401_CODES, "TOKEN_EXPIRED")
+# Credentials that exist but may no longer be used (AUTH-09): setting -> what it is.
+NO_LONGER_USABLE = {"revoked_api_key": "an API key that was revoked",
+                    "expired_bearer_token": "a bearer token past its expiry"}
 NON_MEMBER_CODES = ("ORGANIZATION_ACCESS_DENIED", "INSUFFICIENT_PERMISSIONS")
 NONEXISTENT_ORG = "org_conformance_nonexistent_0000"
 
@@ -85,3 +94,42 @@ def test_bearer_token_is_accepted(target, model):
     expect_page(response, "AUTH-07")
     expect_same_jobs(page_jobs(response), page_jobs(model.page()),
                      "the bearer token's first page differs from the API key's", model, "AUTH-07")
+
+
+@pytest.mark.requirement("AUTH-08")
+@pytest.mark.parametrize("kind", [*inputs.TAMPERED_TOKEN_KINDS, *inputs.MALFORMED_TOKEN_KINDS])
+def test_tampered_or_malformed_bearer_token_gets_401(target, kind):
+    forms = inputs.bad_bearer_tokens(target.credential("bearer_token"))
+    if kind not in forms:
+        pytest.skip(f"the configured bearer token has no '.'-separated segments: it has no {kind} form")
+    response = judging(target.get({"limit": 1}, credential=forms[kind]))
+    checked = "signature" if kind in inputs.TAMPERED_TOKEN_KINDS else "form"
+    with about(f"{inputs.BAD_TOKEN_FORMS[kind]} (Authorization: {forms[kind].shell})"):
+        expect(not 200 <= response.status < 300,
+               f"{describe(response)}: accepted; the token's {checked} is not checked", "AUTH-08")
+        expect(response.status < 500, f"{describe(response)}: a server error where 401 was due; "
+                                      f"body: {body_excerpt(response)}", "AUTH-08")
+        expect_error(response, 401, "AUTH-08", types=("authentication_error",))
+        expect_no_jobs(response, "AUTH-08")
+
+
+@pytest.mark.requirement("AUTH-09")
+def test_credentials_that_may_no_longer_be_used_get_401(target):
+    given = [name for name in NO_LONGER_USABLE if getattr(target.settings, name) is not None]
+    if not given:
+        pytest.skip("not configured: set " + " or ".join(setting_label(name) for name in NO_LONGER_USABLE))
+    for name in given:
+        response = judging(target.once({"limit": 1}, credential=name))
+        with about(f"{NO_LONGER_USABLE[name]} ({setting_label(name)})"):
+            expect(not 200 <= response.status < 300, f"{describe(response)}: accepted", "AUTH-09")
+            expect_error(response, 401, "AUTH-09", codes=AUTH_09_CODES, types=("authentication_error",))
+            expect_no_jobs(response, "AUTH-09")
+
+
+@contextmanager
+def about(what: str) -> Iterator[None]:
+    """A violation raised inside names ``what`` first: which of the credentials it was about."""
+    try:
+        yield
+    except Violation as violation:
+        raise Violation(f"{what}: {violation}", *violation.requirements, evidence=violation.evidence) from None

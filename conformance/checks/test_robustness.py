@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from conformance import inputs
-from conformance.judge import describe, expect, expect_page, expect_same_jobs, body_excerpt
+from conformance import evidence, inputs
+from conformance.judge import body_excerpt, describe, expect, expect_page, expect_same_jobs, fail
 from conformance.model import page_jobs
 
 ODD_QUERIES = {
@@ -42,3 +42,21 @@ def test_unknown_parameter_is_ignored(target, model, name, value):
     body = expect_page(response, "ROB-02")
     expect_same_jobs(body["jobs"], page_jobs(model.page(limit=5, offset=1)),
                      f"{describe(response)} against the same page without {name}", model, "ROB-02")
+
+
+@pytest.mark.requirement("ROB-01")
+@pytest.mark.run_last
+def test_no_request_of_the_run_got_a_server_error_or_non_json(run_context):
+    """Every request the run sent, with whatever credential and from whichever check (seen by
+    :class:`conformance.bad_answers.BadAnswers`); runs after every other check."""
+    kept, count, judged = run_context.bad_answers.snapshot()
+    if not kept:
+        return
+    first, *others = kept
+    for bad in kept:
+        evidence.note(bad.exchange)
+    also = f"; also {'; '.join(bad.describe() for bad in others)}" if others else ""
+    more = f" and {count - len(kept)} more" if count > len(kept) else ""
+    fail(f"{count} of the run's {judged} judged requests got a 5xx or a body that is not JSON. "
+         f"First: {first.describe()}; body: {first.body_excerpt()!r}{also}{more}", "ROB-01",
+         evidence=first.exchange)  # its curl reproduces the first

@@ -5,6 +5,9 @@ that overrides one hook; the app calls the hooks in this order:
 
     authenticate -> authorize -> parse_query -> select_jobs -> render_job -> render_page
     (any error: render_error) -> finalize
+
+``authenticate`` reads the ``credentials`` and hands them to ``api_key_user`` or to
+``bearer_user`` (which calls ``verify_token``).
 """
 
 from __future__ import annotations
@@ -21,7 +24,7 @@ from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import Response
 
-from conformance.reference import data
+from conformance.reference import data, tokens
 from conformance.schemas import statuses
 
 DEFAULT_LIMIT = 50
@@ -98,14 +101,36 @@ class Behaviour:
         if credentials is None:
             return authentication_required()
         if credentials.scheme == "api_key":
-            user_id = data.user_for_api_key(db, credentials.value)
-            failure = invalid_api_key
+            user_id = self.api_key_user(db, credentials.value)
         else:
-            user_id = data.user_for_bearer_token(db, credentials.value)
-            failure = token_invalid
-        if user_id is None:
-            return failure()
+            user_id = self.bearer_user(db, credentials.value)
+        if isinstance(user_id, ErrorSpec):
+            return user_id
         return Caller(user_id, request.path_params["organization_id"])
+
+    def api_key_user(self, db: sqlite3.Connection, key: str) -> str | ErrorSpec:
+        """The holder of an active key; an unknown key or one that may no longer be used is refused."""
+        found = data.api_key_status(db, key)
+        if found is None:
+            return invalid_api_key()
+        user_id, status = found
+        if status != data.ACTIVE:
+            return api_key_unusable(status)
+        return user_id
+
+    def bearer_user(self, db: sqlite3.Connection, token: str) -> str | ErrorSpec:
+        """The member a bearer token names, once its form, signature and expiry check out."""
+        try:
+            claims = self.verify_token(token, data.token_secret(db))
+        except tokens.TokenRejected as rejected:
+            return token_expired() if rejected.expired else token_invalid()
+        user_id = claims.get("sub")
+        if not isinstance(user_id, str) or not data.user_exists(db, user_id):
+            return token_invalid()
+        return user_id
+
+    def verify_token(self, token: str, secret: bytes) -> dict[str, Any]:
+        return tokens.verify(token, secret)
 
     def authorize(self, db: sqlite3.Connection, caller: Caller) -> ErrorSpec | None:
         capabilities = data.member_capabilities(db, caller.user_id, caller.organization_id)
@@ -251,6 +276,34 @@ def token_invalid() -> ErrorSpec:
         "TOKEN_INVALID",
         "Your session is invalid. Please sign in again.",
         "Bearer token not recognised",
+        "authentication_error",
+    )
+
+
+def token_expired() -> ErrorSpec:
+    return ErrorSpec(
+        401,
+        "TOKEN_EXPIRED",
+        "Your session has expired. Please sign in again.",
+        "Bearer token expired",
+        "authentication_error",
+    )
+
+
+# API key statuses other than active, and the provider's code for each.
+API_KEY_STATUS_CODES = {
+    "deactivated": "API_KEY_DEACTIVATED",
+    "paused": "API_KEY_PAUSED",
+    "expired": "API_KEY_EXPIRED",
+}
+
+
+def api_key_unusable(status: str) -> ErrorSpec:
+    return ErrorSpec(
+        401,
+        API_KEY_STATUS_CODES.get(status, "INVALID_API_KEY"),
+        "The API key provided can no longer be used.",
+        f"API key is {status}",
         "authentication_error",
     )
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import calendar
 import json
 import random
@@ -14,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from conformance.reference import tokens
 from conformance.schemas import modes, statuses
 
 DEFAULT_JOBS = 300
@@ -33,6 +33,14 @@ FOREIGN_MEMBER_JOBS = 30
 _NEWEST_JOB_EPOCH = calendar.timegm((2026, 6, 28, 10, 30, 0))
 _SPAN_SECONDS = 240 * 24 * 3600
 _CREATED_AT_FORMAT = "%Y-%m-%dT%H:%M:%SZ"
+# Bearer tokens: the main member's expires long after any run, the expired one long ago.
+_TOKEN_EXPIRES = calendar.timegm((2099, 12, 31, 0, 0, 0))
+_EXPIRED_TOKEN_ISSUED = calendar.timegm((2019, 12, 31, 9, 0, 0))
+_EXPIRED_TOKEN_EXPIRES = calendar.timegm((2020, 1, 1, 9, 0, 0))
+
+# API key statuses: only an active key authenticates; the others are refused with their code.
+ACTIVE = "active"
+REVOKED = "deactivated"
 
 # Relative frequency of each status; statuses not named here weigh 1.
 _STATUS_WEIGHTS = {"succeeded": 10, "failed": 3, "cancelled": 2}
@@ -60,8 +68,11 @@ CREATE TABLE memberships (
     capabilities TEXT NOT NULL,  -- space-separated
     PRIMARY KEY (user_id, org_id)
 );
-CREATE TABLE api_keys (key TEXT PRIMARY KEY, user_id TEXT NOT NULL REFERENCES users (id));
-CREATE TABLE bearer_tokens (token TEXT PRIMARY KEY, user_id TEXT NOT NULL REFERENCES users (id));
+CREATE TABLE api_keys (
+    key TEXT PRIMARY KEY,
+    user_id TEXT NOT NULL REFERENCES users (id),
+    status TEXT NOT NULL DEFAULT 'active'  -- active, deactivated, paused or expired
+);
 CREATE TABLE jobs (
     id TEXT PRIMARY KEY,
     user_id TEXT NOT NULL REFERENCES users (id),
@@ -96,6 +107,8 @@ class Fixture:
     foreign_organization_id: str
     second_user_api_key: str = field(repr=False)
     bearer_token: str = field(repr=False)
+    revoked_api_key: str = field(repr=False)
+    expired_bearer_token: str = field(repr=False)
     database_path: Path
 
     def expected_jobs(self, api_key: str | None = None) -> list[dict[str, Any]]:
@@ -132,11 +145,23 @@ def read_only(path: Path) -> Iterator[sqlite3.Connection]:
 
 
 def user_for_api_key(db: sqlite3.Connection, key: str) -> str | None:
-    return _scalar(db, "SELECT user_id FROM api_keys WHERE key = ?", key)
+    """The holder of an active key, or None."""
+    return _scalar(db, "SELECT user_id FROM api_keys WHERE key = ? AND status = ?", key, ACTIVE)
 
 
-def user_for_bearer_token(db: sqlite3.Connection, token: str) -> str | None:
-    return _scalar(db, "SELECT user_id FROM bearer_tokens WHERE token = ?", token)
+def api_key_status(db: sqlite3.Connection, key: str) -> tuple[str, str] | None:
+    """The holder of a key and its status (``active``, ``deactivated``, ...), or None when unknown."""
+    row = db.execute("SELECT user_id, status FROM api_keys WHERE key = ?", (key,)).fetchone()
+    return None if row is None else (row[0], row[1])
+
+
+def token_secret(db: sqlite3.Connection) -> bytes:
+    """The secret this database's bearer tokens are signed with."""
+    return bytes.fromhex(_scalar(db, "SELECT value FROM meta WHERE key = 'token_secret'"))
+
+
+def user_exists(db: sqlite3.Connection, user_id: str) -> bool:
+    return _scalar(db, "SELECT 1 FROM users WHERE id = ?", user_id) is not None
 
 
 def member_capabilities(
@@ -209,7 +234,7 @@ def seed_database(path: Path, *, jobs: int = DEFAULT_JOBS, seed: int = DEFAULT_S
     unique = _UniqueHex(rng)
     main, second, viewer, foreign = (unique.new("usr_", 40) for _ in range(4))
     api_keys = {user: _api_key(unique) for user in (main, second, viewer, foreign)}
-    bearer_token = _bearer_token(rng, main)
+    token_secret = rng.randbytes(32)  # drawn before the jobs, so a seed's jobs stay the same
     memberships = [
         (main, ORGANIZATION_ID, CAPABILITY),
         (second, ORGANIZATION_ID, CAPABILITY),
@@ -223,12 +248,16 @@ def seed_database(path: Path, *, jobs: int = DEFAULT_JOBS, seed: int = DEFAULT_S
         *_jobs_for(rng, unique, foreign, FOREIGN_ORGANIZATION_ID, FOREIGN_MEMBER_JOBS),
     ]
     rng.shuffle(job_rows)  # so that insertion (rowid) order says nothing about the listing order
+    revoked_api_key = _api_key(unique)
+    bearer_token = _bearer_token(token_secret, main, _NEWEST_JOB_EPOCH, _TOKEN_EXPIRES)
+    expired_bearer_token = _bearer_token(token_secret, main, _EXPIRED_TOKEN_ISSUED, _EXPIRED_TOKEN_EXPIRES)
     path.unlink(missing_ok=True)
     with closing(sqlite3.connect(path)) as db:
         db.execute("PRAGMA synchronous = OFF")
         db.executescript(SCHEMA)
         with db:
             db.execute("INSERT INTO meta VALUES ('main_user_id', ?)", (main,))
+            db.execute("INSERT INTO meta VALUES ('token_secret', ?)", (token_secret.hex(),))
             db.executemany(
                 "INSERT INTO organizations VALUES (?, ?)",
                 [(ORGANIZATION_ID, "Reference Studio"), (FOREIGN_ORGANIZATION_ID, "Foreign Label")],
@@ -238,9 +267,9 @@ def seed_database(path: Path, *, jobs: int = DEFAULT_JOBS, seed: int = DEFAULT_S
                 [(main, "main"), (second, "second"), (viewer, "viewer"), (foreign, "foreign")],
             )
             db.executemany("INSERT INTO memberships VALUES (?, ?, ?)", memberships)
-            key_rows = [(key, user) for user, key in api_keys.items()]
-            db.executemany("INSERT INTO api_keys VALUES (?, ?)", key_rows)
-            db.execute("INSERT INTO bearer_tokens VALUES (?, ?)", (bearer_token, main))
+            key_rows = [(key, user, ACTIVE) for user, key in api_keys.items()]
+            key_rows.append((revoked_api_key, main, REVOKED))
+            db.executemany("INSERT INTO api_keys VALUES (?, ?, ?)", key_rows)
             db.executemany("INSERT INTO jobs VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", job_rows)
             db.execute(INDEXES)
     return Fixture(
@@ -250,6 +279,8 @@ def seed_database(path: Path, *, jobs: int = DEFAULT_JOBS, seed: int = DEFAULT_S
         foreign_organization_id=FOREIGN_ORGANIZATION_ID,
         second_user_api_key=api_keys[second],
         bearer_token=bearer_token,
+        revoked_api_key=revoked_api_key,
+        expired_bearer_token=expired_bearer_token,
         database_path=path,
     )
 
@@ -273,17 +304,10 @@ def _api_key(unique: _UniqueHex) -> str:
     return unique.new("fk_live_", 128)
 
 
-def _bearer_token(rng: random.Random, user_id: str) -> str:
-    """An opaque token shaped like a signed JWT; the server only looks it up."""
-    header = _base64url({"alg": "HS256", "typ": "JWT"})
-    payload = _base64url({"sub": user_id, "org": ORGANIZATION_ID, "iat": _NEWEST_JOB_EPOCH})
-    signature = base64.urlsafe_b64encode(rng.randbytes(32)).rstrip(b"=").decode()
-    return f"{header}.{payload}.{signature}"
-
-
-def _base64url(document: dict[str, Any]) -> str:
-    raw = json.dumps(document, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).rstrip(b"=").decode()
+def _bearer_token(secret: bytes, user_id: str, issued_at: int, expires_at: int) -> str:
+    """A signed JWT (HS256) for the member, valid from ``issued_at`` until ``expires_at``."""
+    claims = {"sub": user_id, "org": ORGANIZATION_ID, "iat": issued_at, "exp": expires_at}
+    return tokens.issue(secret, claims)
 
 
 def _jobs_for(

@@ -10,6 +10,7 @@ fails for every fault that changes what a job shows, so it must never be what ca
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import difflib
 import itertools
@@ -22,7 +23,7 @@ from starlette.datastructures import QueryParams
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response
 
-from conformance.reference import data
+from conformance.reference import data, tokens
 from conformance.reference.behaviour import (
     DEFAULT_LIMIT,
     MAX_LIMIT,
@@ -627,7 +628,7 @@ class AuthErrorWrongType(Fault):
 class HtmlAuthErrors(Fault):
     name = "html-auth-errors"
     description = "401s come back as the gateway's HTML page instead of the JSON envelope."
-    breaks = ("AUTH-01", "AUTH-02", "ENV-01", "ENV-02")
+    breaks = ("AUTH-01", "AUTH-02", "ENV-01", "ENV-02", "ROB-01")
 
     def finalize(self, request: Request, response: Response) -> Response:
         if response.status_code == 401:
@@ -656,7 +657,7 @@ class NearMissKeyAccepted(Fault):
 class MalformedKey500(Fault):
     name = "malformed-key-500"
     description = "A key that is not of the form fk_... crashes the key parser and gets a 500."
-    breaks = ("AUTH-02",)
+    breaks = ("AUTH-02", "ROB-01")
 
     def authenticate(self, request: Request, db: sqlite3.Connection) -> Caller | ErrorSpec:
         credentials = self.credentials(request)
@@ -675,6 +676,55 @@ class ValidationBeforeAuth(Fault):
         if isinstance(query, ErrorSpec):
             return query
         return super().authenticate(request, db)
+
+
+class BearerSignatureNotChecked(Fault):
+    name = "bearer-signature-not-checked"
+    description = "Bearer tokens are decoded without checking their signature, so tampered tokens pass."
+    breaks = ("AUTH-08",)
+
+    def verify_token(self, token: str, secret: bytes) -> dict[str, Any]:
+        return tokens.verify(token, secret, check_signature=False)
+
+
+class MalformedToken500(Fault):
+    name = "malformed-token-500"
+    description = "A bearer token that is not three base64url segments crashes the token parser and gets a 500."
+    breaks = ("AUTH-08", "ROB-01")
+
+    def verify_token(self, token: str, secret: bytes) -> dict[str, Any]:
+        for segment in token.split("."):  # a hand-rolled parser, before the library sees the token
+            base64.b64decode(segment + "=" * (-len(segment) % 4), altchars=b"-_", validate=True)
+        _header, _payload, _signature = token.split(".")  # ValueError on one or two segments
+        return super().verify_token(token, secret)
+
+
+class ExpiredTokenAccepted(Fault):
+    name = "expired-token-accepted"
+    description = "A bearer token's exp claim is not checked, so expired tokens pass."
+    breaks = ("AUTH-09",)
+
+    def verify_token(self, token: str, secret: bytes) -> dict[str, Any]:
+        return tokens.verify(token, secret, check_expiry=False)
+
+
+class RevokedKeyAccepted(Fault):
+    name = "revoked-key-accepted"
+    description = "API keys are looked up without their status, so revoked (deactivated) keys pass."
+    breaks = ("AUTH-09",)
+
+    def api_key_user(self, db: sqlite3.Connection, key: str) -> str | ErrorSpec:
+        found = data.api_key_status(db, key)
+        return invalid_api_key() if found is None else found[0]
+
+
+class Bearer500(Fault):
+    name = "bearer-500"
+    description = "Every request with a bearer token gets a 500 (the token service is unreachable)."
+    breaks = ("AUTH-07", "AUTH-08", "AUTH-09", "ROB-01")
+
+    def bearer_user(self, db: sqlite3.Connection, token: str) -> str | ErrorSpec:
+        raise ConnectionError("token introspection service unreachable")
 
 
 # Authorization
@@ -952,6 +1002,7 @@ FAULTS: dict[str, type[Behaviour]] = _by_name(
     # authentication
     NoAuth, MissingCredentials403, UnknownKey403, MissingKeyWrongCode, UnauthorizedCode,
     AuthErrorWrongType, HtmlAuthErrors, NearMissKeyAccepted, MalformedKey500, ValidationBeforeAuth,
+    BearerSignatureNotChecked, MalformedToken500, ExpiredTokenAccepted, RevokedKeyAccepted, Bearer500,
     # authorization
     CapabilityNotEnforced, NoCapabilityWrongCode, ForeignOrganizationReadable,
     ForeignOrganization404, UnknownOrganization404,

@@ -142,11 +142,11 @@ class ReferenceServer:
     def request_count(self) -> int:
         return 0 if self._log is None else self._log.count
 
-    def suite_env(self, dataset_dir: Path) -> dict[str, str]:
-        """Environment variables that point ``conformance run`` at this server with every
-        credential and the dataset (written into ``dataset_dir``)."""
+    def settings(self) -> dict[str, str]:
+        """The suite's settings (by setting name) that point it at this server with every
+        credential, in clear; the dataset is written by :meth:`suite_env`."""
         fixture = self.fixture
-        values = {
+        return {
             "base_url": self.base_url,
             "org": fixture.organization_id,
             "api_key": fixture.api_key,
@@ -154,9 +154,20 @@ class ReferenceServer:
             "foreign_org": fixture.foreign_organization_id,
             "second_user_api_key": fixture.second_user_api_key,
             "bearer_token": fixture.bearer_token,
-            "dataset": str(fixture.write_dataset(dataset_dir / "dataset.json")),
+            "revoked_api_key": fixture.revoked_api_key,
+            "expired_bearer_token": fixture.expired_bearer_token,
         }
+
+    def suite_env(self, dataset_dir: Path) -> dict[str, str]:
+        """Environment variables that point ``conformance run`` at this server with every
+        credential and the dataset (written into ``dataset_dir``)."""
+        values = {**self.settings(), "dataset": str(self.fixture.write_dataset(dataset_dir / "dataset.json"))}
         return {SPECS_BY_NAME[name].env: value for name, value in values.items()}
+
+    def credential_exports(self) -> list[str]:
+        """One ``export VARIABLE=value`` line per credential, named as the suite reads them."""
+        return [f"export {SPECS_BY_NAME[name].env}={value}" for name, value in self.settings().items()
+                if SPECS_BY_NAME[name].secret]
 
 
 def serve(
@@ -185,6 +196,7 @@ def serve(
 def _print_banner(server: ReferenceServer) -> None:
     fixture = server.fixture
     endpoint = f"{server.base_url}/v1/music/{fixture.organization_id}/generations"
+    main_export, *other_exports = server.credential_exports()  # the main member's API key first
     lines = [
         f"Reference deployment ({server.behaviour.name}) serving {server.jobs} jobs"
         + (", live (the listing changes as requests come in)" if server.live else "")
@@ -196,9 +208,14 @@ def _print_banner(server: ReferenceServer) -> None:
         f"API key (second member):   {fixture.second_user_api_key}",
         f"API key (no capability):   {fixture.no_capability_api_key}",
         f"bearer token (main):       {fixture.bearer_token}",
+        f"revoked API key (main):    {fixture.revoked_api_key}",
+        f"expired token (main):      {fixture.expired_bearer_token}",
         "",
-        f"export FREDDY_API_KEY={fixture.api_key}",
+        main_export,
         f'curl "{endpoint}?limit=5" -H "X-API-Key: $FREDDY_API_KEY"',
+        "",
+        "# the other credentials, in the variables 'conformance run' reads",
+        *other_exports,
         "",
         "Press Ctrl-C to stop.",
     ]
