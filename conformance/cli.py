@@ -9,14 +9,23 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from conformance import __version__, config
+from conformance.redaction import Redactor
+from conformance.terminal import visible
 
 EXIT_USAGE = 2
 EXIT_UNREACHABLE = 3
 CHECKS_DIR = Path(__file__).resolve().parent / "checks"
 
+EXIT_INTERNAL = 3
+EXIT_INTERRUPTED = 130
+
 RUN_EPILOG = """\
 exit codes: 0 conformant or incomplete, 1 nonconformant, 2 usage or configuration error,
-3 target unreachable or the run could not complete.
+3 target unreachable, an internal error, or the run could not complete, 130 interrupted.
+Release gate: --strict makes incomplete exit 1; with --baseline FILE (see 'conformance baseline')
+listed MUST failures are known, and the run exits 1 on a new failure, an expired entry or an
+entry no longer failing. Without --base-url and every other target setting the bundled reference
+is tested; a target setting without --base-url is a configuration error.
 Settings resolve option > environment > conformance.toml > default; an empty variable is unset.
 Arguments after '--' go to pytest (e.g. -- -k limit)."""
 
@@ -31,8 +40,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     run = commands.add_parser(
         "run", help="run the suite against a deployment (default: the bundled reference)",
-        description="Run every check against a deployment and write report.html, junit.xml "
-                    "and results.json. Without --base-url the bundled reference deployment is "
+        description="Run every check against a deployment and write report.html, junit.xml, "
+                    "results.json and summary.md. Without --base-url the bundled reference deployment is "
                     "started and tested.",
         epilog=RUN_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     add_setting_options(run)
@@ -59,13 +68,18 @@ def build_parser() -> argparse.ArgumentParser:
 
     verify = commands.add_parser(
         "verify", help="check a certification bundle (certification.zip)",
-        description="Check a certification bundle written by 'conformance run --profile certify': "
-                    "file digests, the signature (with --public-key), suite and contract versions, "
-                    "the results schema, and that every MUST passed and nothing was left unchecked.",
-        epilog="exit codes: 0 verified, 1 not verified, 2 usage error (no such bundle, unreadable key).")
+        description="Check a certification bundle written by 'conformance run --profile certify':\n"
+                    "its zip structure, file digests, the signature under the vendor's public key,\n"
+                    "suite and contract versions, the results schema, that every MUST passed and\n"
+                    "nothing was left unchecked, and that the product's deployment_url was the\n"
+                    "tested target (not the bundled reference).\n\n"
+                    "Only --public-key makes a bundle VERIFIED: without it anyone could have\n"
+                    "written the bundle, so only its integrity is checked.",
+        epilog=VERIFY_EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     verify.add_argument("bundle", metavar="BUNDLE", type=Path, help="the certification.zip to check")
     verify.add_argument("--public-key", metavar="FILE", type=Path,
-                        help="the vendor's Ed25519 public key (PEM): the manifest must be signed by it")
+                        help="the vendor's Ed25519 public key (PEM), obtained from the vendor through a "
+                             "channel you trust: the trust anchor; the manifest must be signed by it")
     verify.set_defaults(handler=command_verify)
 
     keygen = commands.add_parser(
@@ -79,6 +93,19 @@ def build_parser() -> argparse.ArgumentParser:
     keygen.add_argument("--force", action="store_true", help="overwrite existing key files")
     keygen.set_defaults(handler=command_keygen)
 
+    requirements = commands.add_parser(
+        "requirements", help="list the contract's requirements (id, level, text)",
+        description="List the requirements of the contract this suite judges by (the CONTRACT.md "
+                    "it ships): one per line with id, level and text, or as JSON with their "
+                    "groups, the contract version and the SHA-256 of the contract file.")
+    requirements.add_argument("--format", choices=("text", "json"), default="text",
+                              help="text (default): one requirement per line; json: a document for tools")
+    requirements.set_defaults(handler=command_requirements)
+
+    from conformance import gate_cli
+
+    gate_cli.add_commands(commands)
+
     faults = commands.add_parser("faults", help="list the reference deployment's faults and variations")
     faults.set_defaults(handler=command_faults)
     return parser
@@ -88,10 +115,13 @@ def add_setting_options(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("settings (option > environment > file > default)")
     for spec in config.SETTINGS:
         help_text = f"{spec.help} [env {spec.env}]" if spec.env else spec.help
-        if spec.default is not None and not spec.flag:
+        if spec.default is not None and not spec.flag and not spec.repeatable:
             help_text += f" (default: {spec.default})"
         if spec.flag:
             group.add_argument(spec.option, dest=spec.name, action="store_true", default=None, help=help_text)
+        elif spec.repeatable:
+            group.add_argument(spec.option, dest=spec.name, action="append", metavar=spec.metavar, default=None,
+                               help=help_text)
         else:
             group.add_argument(spec.option, dest=spec.name, metavar=spec.metavar, default=None, help=help_text)
 
@@ -99,7 +129,7 @@ def add_setting_options(parser: argparse.ArgumentParser) -> None:
 def command_run(args: argparse.Namespace) -> int:
     import pytest
 
-    from conformance import certify
+    from conformance import certify, output, summary
     from conformance.client import RequestFailed
     from conformance.plugin import ConformancePlugin
     from conformance.session import RunContext
@@ -108,36 +138,69 @@ def command_run(args: argparse.Namespace) -> int:
     settings = certify.prepare(config.resolve(options, config_file=args.config), args.pytest_args)
     for name in certify.ignored_settings(settings):
         print(f"conformance: note: {config.setting_label(name)} is ignored without --profile certify", file=sys.stderr)
-    context = RunContext.open(settings)
-    try:
-        _announce(context)
+    with output.guarded_console(Redactor(settings.secrets())):
+        context = RunContext.open(settings)
         try:
-            context.preflight()
-        except RequestFailed as error:
-            print(f"conformance: target unreachable: {error}", file=sys.stderr)
-            return EXIT_UNREACHABLE
-        pytest_args = [str(CHECKS_DIR), "-q", "-p", "no:cacheprovider", "--tb=short", "-rN",
-                       "-W", "ignore::pytest.PytestAssertRewriteWarning",
-                       *[a for a in args.pytest_args if a != "--"]]
-        code = pytest.main(pytest_args, plugins=[ConformancePlugin(context)])
-        if context.result.finished_at is None:
-            print(f"conformance: the run could not complete (pytest exit {int(code)})", file=sys.stderr)
-            return EXIT_UNREACHABLE
-        if context.client.gave_up is not None:
-            print(f"conformance: target unreachable during the run: {context.client.gave_up}", file=sys.stderr)
-        if context.settings.profile == "certify":
-            _write_bundle(context.settings)
-        return context.result.exit_code()
-    finally:
-        context.close()
+            _announce(context)
+            try:
+                context.preflight()
+            except RequestFailed as error:
+                print(f"conformance: target unreachable: {error}", file=sys.stderr)
+                return EXIT_UNREACHABLE
+            except KeyboardInterrupt:
+                return _interrupted_before_checks(context)
+            pytest_args = [str(CHECKS_DIR), "-q", "-p", "no:cacheprovider", "--tb=short", "-rN",
+                           "-W", "ignore::pytest.PytestAssertRewriteWarning",
+                           *[a for a in args.pytest_args if a != "--"]]
+            plugin = ConformancePlugin(context)
+            code = pytest.main(pytest_args, plugins=[plugin])
+            if plugin.usage_error is not None:  # pytest printed the sentence; nothing ran
+                return EXIT_USAGE
+            if context.result.finished_at is None:
+                print(f"conformance: the run could not complete (pytest exit {int(code)})", file=sys.stderr)
+                return EXIT_INTERNAL
+            if context.client.gave_up is not None:
+                print(f"conformance: target unreachable during the run: {context.client.gave_up}", file=sys.stderr)
+            bundle = None
+            if context.settings.profile == "certify" and context.result.exit_code() in (0, 1):
+                bundle = _write_bundle(context.settings)
+            summary.print_artifacts(context.settings.report_dir, plugin.summary, [bundle] if bundle else [])
+            return plugin.decision.exit_code if plugin.decision is not None else context.result.exit_code()
+        finally:
+            context.close()
 
 
-def _write_bundle(settings: config.Settings) -> None:
+def _interrupted_before_checks(context) -> int:
+    from conformance import gate, reports, summary
+
+    context.result.interrupted = "interrupted (SIGINT) before the first check"
+    context.result.finished_at = context.result.started_at
+    reports.write_results_json(context.result, context.settings.report_dir, context.client.redactor)
+    reports.write_junit(context.result, context.settings.report_dir, context.client.redactor)
+    written = summary.write(context.result, gate.decide(context.result, context.settings),
+                            context.settings.report_dir, context.client.redactor)
+    print(f"verdict: INTERRUPTED ({context.result.interrupted})", file=sys.stderr)
+    summary.print_artifacts(context.settings.report_dir, written, file=sys.stderr)
+    return EXIT_INTERRUPTED
+
+
+def _write_bundle(settings: config.Settings) -> Path:
     from conformance import certify
 
     bundle = certify.write_bundle(settings)
     signed = f"signed with {settings.signing_key}" if settings.signing_key else "UNSIGNED (no --signing-key)"
-    print(f"certification bundle: {bundle} ({signed}); check it with: conformance verify {bundle}")
+    print(f"certification bundle: {bundle} ({signed}); check it with: conformance verify {bundle} "
+          "--public-key <the vendor's public key>")
+    return bundle
+
+
+VERIFY_EPILOG = """\
+exit codes:
+  0  verified: the signature is valid under --public-key and every check holds
+  1  not verified: a problem is listed (tampering, a failed or unchecked MUST, a malformed bundle)
+  2  usage error: no such bundle, unreadable key
+  4  integrity only, NOT certified: no --public-key was given and nothing else is wrong
+     (a claimed key fingerprint in the bundle is never trusted)"""
 
 
 def command_verify(args: argparse.Namespace) -> int:
@@ -146,10 +209,10 @@ def command_verify(args: argparse.Namespace) -> int:
     try:
         verification = certify.verify(args.bundle, args.public_key)
     except certify.VerifyUsageError as error:
-        print(f"conformance verify: {error}", file=sys.stderr)
+        print(f"conformance verify: {visible(str(error))}", file=sys.stderr)
         return EXIT_USAGE
-    print("\n".join(verification.lines()))
-    return 0 if verification.ok else 1
+    print("\n".join(verification.lines()))  # each line already passed through terminal.visible
+    return verification.exit_code
 
 
 def command_keygen(args: argparse.Namespace) -> int:
@@ -169,8 +232,9 @@ def command_keygen(args: argparse.Namespace) -> int:
 
 def _announce(context) -> None:
     where = "the bundled reference deployment at " if context.reference else ""
-    print(f"conformance {__version__}: testing {where}{context.settings.base_url} "
-          f"as organization {context.settings.org}", flush=True)
+    files = ", ".join(str(path) for path in context.settings.files) or "none"
+    print(f"conformance {__version__}: testing {where}{visible(context.settings.base_url or '')} "
+          f"as organization {visible(context.settings.org or '')} (settings files read: {visible(files)})", flush=True)
 
 
 def command_serve(args: argparse.Namespace) -> int:
@@ -195,6 +259,30 @@ def _positive_number(text: str) -> float:
     return value
 
 
+def command_requirements(args: argparse.Namespace) -> int:
+    import json
+
+    from conformance import catalogue
+
+    requirements = list(catalogue.REQUIREMENTS.values())
+    if args.format == "json":
+        document = {
+            "contract": {"version": catalogue.CONTRACT_VERSION, "sha256": catalogue.contract_digest(),
+                         "file": str(catalogue.contract_file())},
+            "requirements": [{"id": r.id, "level": r.level, "group": r.group, "text": r.text}
+                             for r in requirements],
+        }
+        print(json.dumps(document, indent=2, ensure_ascii=False))
+        return 0
+    print(f"contract {catalogue.CONTRACT_VERSION} ({len(requirements)} requirements, "
+          f"sha256 {catalogue.contract_digest()[:12]}): {catalogue.contract_file()}")
+    id_width = max(len(r.id) for r in requirements)
+    level_width = max(len(r.level) for r in requirements)
+    for r in requirements:
+        print(f"  {r.id:{id_width}}  {r.level:{level_width}}  {r.text}")
+    return 0
+
+
 def command_faults(args: argparse.Namespace) -> int:
     from conformance.reference.faults import FAULTS, VARIATIONS
 
@@ -215,15 +303,18 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return args.handler(args)
     except config.ConfigError as error:
-        print(f"conformance: configuration error: {error}", file=sys.stderr)
+        print(f"conformance: configuration error: {visible(str(error))}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         print("conformance: interrupted", file=sys.stderr)
-        return EXIT_UNREACHABLE
+        return EXIT_INTERRUPTED
     except BrokenPipeError:
         # The reader went away (e.g. `conformance faults | head`): stop quietly, as cat does.
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as error:  # a bug of the suite: one line, never a verdict-like exit code
+        print(f"conformance: internal error: {type(error).__name__}: {visible(str(error))[:500]}", file=sys.stderr)
+        return EXIT_INTERNAL
 
 
 if __name__ == "__main__":

@@ -114,3 +114,33 @@ def test_output_cut_short_by_the_reader_ends_quietly():
     listing.stdout.close()  # before the CLI has started writing, so its writes hit a closed pipe
     assert listing.wait(timeout=60) == 0
     assert b"Traceback" not in listing.stderr.read()
+
+
+def test_requirements_lists_every_id_with_level_and_text_one_per_line():
+    from conformance import catalogue
+
+    result = conformance("requirements")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert f"contract {catalogue.CONTRACT_VERSION} " in lines[0]
+    rows = [line.split(None, 2) for line in lines[1:]]
+    assert [row[0] for row in rows] == list(catalogue.REQUIREMENTS)
+    assert rows[-1] == ["DAT-01", "MUST", catalogue.get("DAT-01").text]
+    assert ["AUTH-08", "MUST", catalogue.get("AUTH-08").text] in rows
+
+
+def test_requirements_as_json_carry_groups_version_and_digest():
+    import json
+
+    from conformance import catalogue
+
+    result = conformance("requirements", "--format", "json")
+    assert result.returncode == 0, result.stderr
+    document = json.loads(result.stdout)
+    assert document["contract"]["version"] == catalogue.CONTRACT_VERSION == "1.1"
+    assert document["contract"]["sha256"] == catalogue.contract_digest()
+    assert len(document["requirements"]) == 39
+    assert document["requirements"][0] == {"id": "AUTH-01", "level": "MUST",
+                                           "group": "Authentication and authorization",
+                                           "text": catalogue.get("AUTH-01").text}
+    assert {r["group"] for r in document["requirements"]} >= {"Robustness", "Oracle (optional)"}
