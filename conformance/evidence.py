@@ -10,6 +10,7 @@ from contextvars import ContextVar
 from conformance.client import Exchange
 
 _sink: ContextVar[Callable[[Exchange], None] | None] = ContextVar("evidence_sink", default=None)
+_judged: ContextVar[Exchange | None] = ContextVar("judged_exchange", default=None)
 
 
 def note(exchange: Exchange) -> None:
@@ -19,10 +20,24 @@ def note(exchange: Exchange) -> None:
         sink(exchange)
 
 
+def judging(exchange: Exchange) -> None:
+    """``exchange`` is the answer being judged now: attached to the running check, and named by
+    a :class:`~conformance.judge.Violation` raised before another answer is judged."""
+    note(exchange)
+    _judged.set(exchange)
+
+
+def judged() -> Exchange | None:
+    """The answer the running check is judging, if a judging helper said so."""
+    return _judged.get()
+
+
 @contextmanager
 def collecting(sink: Callable[[Exchange], None]) -> Iterator[None]:
     token = _sink.set(sink)
+    judged_token = _judged.set(None)
     try:
         yield
     finally:
+        _judged.reset(judged_token)
         _sink.reset(token)

@@ -3,32 +3,54 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
-from conformance import evidence, schemas
-from conformance.client import Response
-from conformance.model import Job, ListingModel, job_id, parse_timestamp, short_id
+from conformance import evidence as evidence_log
+from conformance import schemas
+from conformance.client import Exchange, Response
+from conformance.model import Job, ListingModel, job_id, page_jobs, parse_timestamp, short_id
+
+# Which exchange showed a difference: one exchange, or the one that returned a position (a
+# walk's ``exchange_at``) for comparisons of many pages.
+Culprit = Exchange | Callable[[int], Exchange | None]
 
 VALIDATION_STATUSES = (422, 400)
 VALIDATION_TYPES = ("validation_error", "client_error")
 
 
 class Violation(AssertionError):
-    """A requirement is broken. ``requirements`` names which, for checks citing several."""
+    """A requirement is broken. ``requirements`` names which, for checks citing several.
 
-    def __init__(self, message: str, *requirements: str) -> None:
+    ``evidence`` is the exchange whose answer broke it (its curl reproduces the failure):
+    when not given, the answer being judged when the violation is raised (see
+    :func:`conformance.evidence.judging`).
+    """
+
+    def __init__(self, message: str, *requirements: str, evidence: Exchange | None = None) -> None:
         super().__init__(message)
         self.requirements = requirements
+        self.evidence = evidence if evidence is not None else evidence_log.judged()
 
 
-def fail(message: str, *requirements: str) -> NoReturn:
-    raise Violation(message, *requirements)
+def fail(message: str, *requirements: str, evidence: Exchange | None = None) -> NoReturn:
+    raise Violation(message, *requirements, evidence=evidence)
 
 
-def expect(condition: bool, message: str, *requirements: str) -> None:
+def expect(condition: bool, message: str, *requirements: str, evidence: Exchange | None = None) -> None:
     if not condition:
-        fail(message, *requirements)
+        fail(message, *requirements, evidence=evidence)
+
+
+def judging(response: Response) -> Response:
+    """Say that ``response`` is the answer being judged now (a violation raised next names it)."""
+    evidence_log.judging(response.exchange)
+    return response
+
+
+def judged_jobs(response: Response) -> list[Job]:
+    """The jobs of a page about to be compared (not checked when it is not a 200 page)."""
+    return page_jobs(judging(response))
 
 
 def describe(response: Response) -> str:
@@ -43,7 +65,7 @@ def body_excerpt(response: Response, size: int = 160) -> str:
 
 
 def expect_json_object(response: Response, *requirements: str) -> dict[str, Any]:
-    evidence.note(response.exchange)
+    judging(response)
     try:
         body = response.json()
     except ValueError as error:
@@ -53,7 +75,7 @@ def expect_json_object(response: Response, *requirements: str) -> dict[str, Any]
 
 
 def expect_status(response: Response, expected: int | Sequence[int], *requirements: str) -> None:
-    evidence.note(response.exchange)
+    judging(response)
     allowed = (expected,) if isinstance(expected, int) else tuple(expected)
     expect(response.status in allowed,
            f"{describe(response)}, expected {' or '.join(map(str, allowed))}; body: {body_excerpt(response)}",
@@ -138,17 +160,55 @@ def expect_page(response: Response, *requirements: str) -> dict[str, Any]:
 
 
 def expect_same_jobs(actual: Sequence[Job], expected: Sequence[Job], what: str, model: ListingModel,
-                     *requirements: str) -> None:
+                     *requirements: str, evidence: Culprit | None = None) -> None:
     """``actual`` ids equal ``expected`` ids, position by position; the first difference is named.
 
     Before failing, the listing is walked again: if it changed, the check is not judged.
+    ``evidence`` is where ``actual`` came from, when not the answer being judged: a walk's
+    ``exchange_at`` names the page that holds the first difference.
     """
     actual_ids = [job_id(job) for job in actual]
     expected_ids = [job_id(job) for job in expected]
     if actual_ids == expected_ids:
         return
+    position = difference_position(actual_ids, expected_ids)
+    culprit = lost_by_the_listing(actual, expected_ids, position, model) or culprit_at(evidence, position)
     model.confirm_unchanged()
-    fail(f"{what}: {first_difference(actual_ids, expected_ids)}", *requirements)
+    fail(f"{what}: {first_difference(actual_ids, expected_ids)}", *requirements, evidence=culprit)
+
+
+def lost_by_the_listing(actual: Sequence[Job], expected_ids: Sequence[str], position: int,
+                        model: ListingModel) -> Exchange | None:
+    """The page of the walked listing that skipped a job, when that explains the difference:
+    ``actual`` holds at ``position`` a job the whole walked listing lacks, and the job expected
+    there comes right after it. The expectation (from the walk) was wrong there, not ``actual``."""
+    listing = model.walked_listing()
+    if listing is None or position >= len(actual):
+        return None
+    job = actual[position]
+    next_actual = [job_id(later) for later in actual[position + 1 : position + 2]]
+    follows = next_actual == list(expected_ids[position : position + 1])
+    if not follows or job_id(job) in expected_ids or job_id(job) in set(listing.ids):
+        return None
+    return listing.page_that_lost(job)
+
+
+def difference_position(actual: Sequence[str], expected: Sequence[str]) -> int:
+    """The first position where ``actual`` differs from ``expected``."""
+    return next((position for position, (got, want) in enumerate(zip(actual, expected)) if got != want),
+                min(len(actual), len(expected)))
+
+
+def culprit_at(evidence: Culprit | None, position: int) -> Exchange | None:
+    """The exchange that answered ``position`` (the last one a walk has, for a position past
+    its end: the short page that ended it too early)."""
+    if evidence is None or isinstance(evidence, Exchange):
+        return evidence
+    for candidate in range(position, -1, -1):
+        exchange = evidence(candidate)
+        if exchange is not None:
+            return exchange
+    return None
 
 
 def first_difference(actual: Sequence[str], expected: Sequence[str]) -> str:

@@ -89,6 +89,19 @@ class Walk:
         page = position // self.page_size
         return self.pages[page] if page < len(self.pages) else None
 
+    def page_that_lost(self, job: Any) -> Exchange | None:
+        """The page that should have returned ``job``, which this walk lacks, when its
+        ``created_at`` places it where one of the walk's pages starts: the walk skipped it
+        between two pages. None when its place is inside a page (or it has no created_at)."""
+        moment = parse_timestamp(job.get("created_at")) if isinstance(job, dict) else None
+        if moment is None:
+            return None
+        keys = [parse_timestamp(known.get("created_at")) for known in self.jobs]
+        newer = sum(1 for key in keys if key is not None and key > moment)
+        not_older = sum(1 for key in keys if key is not None and key >= moment)
+        starts = [place for place in range(newer, not_older + 1) if place and place % self.page_size == 0]
+        return self.exchange_at(starts[0]) if starts else None
+
     def describe(self) -> str:
         scope = "the whole listing" if self.complete else f"the first {len(self.jobs)} jobs"
         return f"{scope} ({len(self.jobs)} jobs)"
@@ -203,6 +216,10 @@ class ListingModel:
             if at_cap:
                 return Walk(tuple(jobs), _nothing_past(outcomes[-1]), page_size, requests, status, tuple(pages))
         return Walk(tuple(jobs[:cap]), False, page_size, requests, status, tuple(pages))
+
+    def walked_listing(self) -> Walk | None:
+        """The listing, when it has been walked (None: asking for it would walk it now)."""
+        return self._shared.peek(("walk", None))
 
     def facts(self) -> dict[str, Any]:
         """What results.json says of the listing: its size, completeness and stability."""

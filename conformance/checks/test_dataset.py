@@ -18,16 +18,17 @@ def test_listing_equals_the_dataset(target, model, listing):
     end = len(covered) if listing.complete else _last_tie_start(covered)
     actual, covered = _ties_by_id(listing.jobs[:end]), _ties_by_id(covered[:end])
     expect_same_jobs(actual, covered, f"the listing against the dataset ({len(expected)} jobs)", model,
-                     "DAT-01")
+                     "DAT-01", evidence=listing.exchange_at)
     differences = [
-        f"{short_id(want['id'])}.{field}: {got.get(field)!r} != {value!r}"
-        for got, want in zip(actual, covered) for field, value in want.items()
+        (position, f"{short_id(want['id'])}.{field}: {got.get(field)!r} != {value!r}")
+        for position, (got, want) in enumerate(zip(actual, covered)) for field, value in want.items()
         if not _same_value(field, got.get(field), value)
     ]
     if differences:
         model.confirm_unchanged()  # active jobs move on during a run
-    expect(not differences, f"{len(differences)} field values differ from the dataset: {'; '.join(differences[:5])}",
-           "DAT-01")
+    expect(not differences, f"{len(differences)} field values differ from the dataset: "
+           f"{'; '.join(text for _, text in differences[:5])}", "DAT-01",
+           evidence=listing.exchange_at(differences[0][0]) if differences else None)
     if not listing.complete:
         pytest.skip(f"only {listing.describe()} compared: the listing is longer than --max-listing")
 

@@ -100,7 +100,8 @@ class Replayer:
             self.unreproduced.append(f"{first[0]}; its replay passed (reproduce: {first[1].curl})")
             return
         violation, response = again
-        raise type(violation)(f"{violation} (failed twice; reproduce: {response.curl})", *violation.requirements)
+        raise type(violation)(f"{violation} (failed twice; reproduce: {response.curl})", *violation.requirements,
+                              evidence=response.exchange)
 
     def _listing_unchanged(self) -> bool:
         if not self._listing_confirmed:

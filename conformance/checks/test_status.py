@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from conformance import inputs, schemas
-from conformance.judge import (describe, expect, expect_page, expect_same_jobs, expect_validation_error)
-from conformance.model import page_jobs, short_id
+from conformance.judge import describe, expect, expect_page, expect_same_jobs, expect_validation_error, judged_jobs
+from conformance.model import short_id
 
 STATUSES = schemas.statuses()
 
@@ -22,19 +22,20 @@ def test_each_status_is_accepted(model, status):
 def test_filtered_listing_is_the_subsequence(model, listing, status):
     filtered = model.filtered(status)
     expected = listing.with_status(status)
-    strays = [f"{short_id(job.get('id', '?'))} is {job.get('status')!r}" for job in filtered.jobs
-              if job.get("status") != status]
-    expect(not strays, f"status={status} returned other statuses: {'; '.join(strays[:5])}", "STA-02")
+    strays = [(position, f"{short_id(job.get('id', '?'))} is {job.get('status')!r}")
+              for position, job in enumerate(filtered.jobs) if job.get("status") != status]
+    expect(not strays, f"status={status} returned other statuses: {'; '.join(text for _, text in strays[:5])}",
+           "STA-02", evidence=filtered.exchange_at(strays[0][0]) if strays else None)
     actual = filtered.jobs if listing.complete else filtered.jobs[: len(expected)]
     expect_same_jobs(actual, expected, f"status={status} walked against the {status} jobs of {listing.describe()}",
-                     model, "STA-02")
+                     model, "STA-02", evidence=filtered.exchange_at)
     if len(expected) < 3:
         pytest.skip(f"only {len(expected)} {status} jobs in {listing.describe()}: pagination within the "
                     "filter not checked")
     # Past a walked prefix the filtered listing is unknown: there the last window ends inside it.
     last = len(expected) - 2 if listing.complete else max(len(expected) - 7, 0)
     for offset, limit in ((1, 2), (last, 7)):
-        page = page_jobs(model.page(status=status, offset=offset, limit=limit))
+        page = judged_jobs(model.page(status=status, offset=offset, limit=limit))
         expect_same_jobs(page, expected[offset:offset + limit],
                          f"page status={status} offset={offset} limit={limit} (pagination after filtering)",
                          model, "STA-02")
