@@ -32,6 +32,7 @@ from conformance.checks.test_auth import NO_LONGER_USABLE
 from conformance.reference import ReferenceServer
 from conformance.terminal import visible
 from conftest import clean_env
+from tests.peak_memory import PEAK_MIB
 
 ROOT = Path(__file__).resolve().parent.parent
 CI_DIR = ROOT / "examples" / "ci"
@@ -399,18 +400,18 @@ def test_entry_name_not_marked_utf8_is_refused(bundles, tmp_path):
 # -- bombs: refused quickly, in bounded memory --------------------------------------------------
 
 MEASURE = """\
-import resource, sys, time
+import sys, time
 from conformance.cli import main
 started = time.perf_counter()
 code = main(["verify", *sys.argv[1:]])
-print(f"MEASURED code={code} peak_kib={resource.getrusage(resource.RUSAGE_SELF).ru_maxrss} "
+print(f"MEASURED code={code} peak_kib={int(peak_mib() * 1024)} "
       f"seconds={time.perf_counter() - started:.3f}")
 """
 
 
 def measured_verify(*args: str) -> tuple[int, int, float, str]:
     """Exit code, peak RSS (MiB) and seconds of ``conformance verify`` in a fresh process."""
-    run = subprocess.run([sys.executable, "-c", MEASURE, *args], env=clean_env(), capture_output=True,
+    run = subprocess.run([sys.executable, "-c", PEAK_MIB + MEASURE, *args], env=clean_env(), capture_output=True,
                          text=True, timeout=120, stdin=subprocess.DEVNULL)
     found = re.search(r"MEASURED code=(\d+) peak_kib=(\d+) seconds=([\d.]+)", run.stdout)
     assert found, run.stdout + run.stderr

@@ -27,6 +27,7 @@ from conformance.client import (KEPT_HEADER_CHARS, KEPT_HEADERS, QUOTED_CHARS, R
                                 TargetUnreachable)
 from conformance.reference import ReferenceServer
 from tests.hostile import HostileServer, Reply, Request
+from tests.peak_memory import PEAK_MIB
 
 TEST_LIMIT_S = 240  # any test, whatever it does (an alarm: pytest-timeout's --timeout collides with the suite's)
 RUN_LIMIT_S = 120  # one CLI run; every run here ends in seconds once the client holds its ground
@@ -167,7 +168,7 @@ try:
 except BaseException as error:
     outcome["error"] = f"{type(error).__name__}: {error}"[:500]
 outcome["seconds"] = round(time.monotonic() - started, 3)
-outcome["peak_rss_mib"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)
+outcome["peak_rss_mib"] = round(peak_mib(), 1)
 print(json.dumps(outcome))
 """
 BOMB_TIMEOUT_S = 10.0
@@ -184,7 +185,7 @@ def test_a_compression_bomb_is_judged_in_bounded_memory_and_time(gzip_of_a_gibib
     body = gzipped(gzip_of_a_gibibyte) if coding == "gzip, gzip" else gzip_of_a_gibibyte
     bomb = Reply(headers=(*JSON, ("Content-Encoding", coding)), body=body)
     with HostileServer(lambda request, reply: bomb) as hostile:
-        completed = subprocess.run([sys.executable, "-c", BOMB_CLIENT, hostile.base_url, str(BOMB_TIMEOUT_S)],
+        completed = subprocess.run([sys.executable, "-c", PEAK_MIB + BOMB_CLIENT, hostile.base_url, str(BOMB_TIMEOUT_S)],
                                    env=clean_env(), capture_output=True, text=True, timeout=120)
     assert completed.returncode == 0, completed.stderr[-3000:]
     outcome = json.loads(completed.stdout.strip().splitlines()[-1])
