@@ -54,9 +54,14 @@ def build_parser() -> argparse.ArgumentParser:
         "serve", help="serve the reference deployment in the foreground",
         description="Serve the reference deployment on 127.0.0.1 and print its base URL, "
                     "organizations and keys, so you can try it with curl.")
-    serve.add_argument("--port", type=int, default=8000, help="port on 127.0.0.1 (default 8000; 0 picks one)")
-    serve.add_argument("--jobs", type=int, default=None,
+    serve.add_argument("--port", type=_port, default=8000, help="port on 127.0.0.1 (default 8000; 0 picks one)")
+    serve.add_argument("--jobs", type=_job_count, default=None,
                        help="jobs of the main member (default 300, or what the variation needs)")
+    serve.add_argument("--latency", metavar="MS", type=_latency, default=0.0,
+                       help="wait this many milliseconds before answering each request")
+    serve.add_argument("--dataset-out", metavar="FILE", type=Path,
+                       help="write the main member's jobs as the dataset DAT-01 compares with "
+                            "(pass it to 'conformance run --dataset')")
     serve.add_argument("--fault", metavar="NAME",
                        help="serve with this fault or variation (see 'conformance faults')")
     serve.add_argument("--live", action="store_true",
@@ -154,8 +159,8 @@ def command_run(args: argparse.Namespace) -> int:
                            *[a for a in args.pytest_args if a != "--"]]
             plugin = ConformancePlugin(context)
             code = pytest.main(pytest_args, plugins=[plugin])
-            if plugin.usage_error is not None:  # pytest printed the sentence; nothing ran
-                return EXIT_USAGE
+            if plugin.usage_error is not None or code == pytest.ExitCode.USAGE_ERROR:
+                return EXIT_USAGE  # pytest printed the sentence; nothing ran
             if context.result.finished_at is None:
                 print(f"conformance: the run could not complete (pytest exit {int(code)})", file=sys.stderr)
                 return EXIT_INTERNAL
@@ -235,6 +240,8 @@ def _announce(context) -> None:
     files = ", ".join(str(path) for path in context.settings.files) or "none"
     print(f"conformance {__version__}: testing {where}{visible(context.settings.base_url or '')} "
           f"as organization {visible(context.settings.org or '')} (settings files read: {visible(files)})", flush=True)
+    for line in context.client.announcements():  # the route through a proxy, the pace and budget given
+        print(line, flush=True)
 
 
 def command_serve(args: argparse.Namespace) -> int:
@@ -248,13 +255,67 @@ def command_serve(args: argparse.Namespace) -> int:
         print(f"conformance: {error}", file=sys.stderr)
         return EXIT_USAGE
     jobs = args.jobs if args.jobs is not None else getattr(behaviour, "jobs", None) or DEFAULT_JOBS
-    server.serve(port=args.port, jobs=jobs, behaviour=behaviour, live=args.live, rate_limit=args.rate_limit)
+    if args.port and not _port_is_free(args.port):
+        print(f"conformance serve: port {args.port} on 127.0.0.1 is in use (choose another with --port, "
+              "or --port 0 for any free one)", file=sys.stderr)
+        return EXIT_USAGE
+    if args.dataset_out is not None and not args.dataset_out.parent.is_dir():
+        print(f"conformance serve: --dataset-out: no such folder: {visible(str(args.dataset_out.parent))}",
+              file=sys.stderr)
+        return EXIT_USAGE
+    server.serve(port=args.port, jobs=jobs, behaviour=behaviour, live=args.live, rate_limit=args.rate_limit,
+                 latency_ms=args.latency, dataset_out=args.dataset_out)
     return 0
 
 
+def _port_is_free(port: int) -> bool:
+    import socket
+
+    with socket.socket() as probe:
+        try:
+            probe.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+    return True
+
+
+def _port(text: str) -> int:
+    value = _whole(text)
+    if not 0 <= value <= 65535:
+        raise argparse.ArgumentTypeError(f"{value} is not a port: use 0 to 65535 (0 picks a free one)")
+    return value
+
+
+def _job_count(text: str) -> int:
+    value = _whole(text)
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{value} is not a number of jobs: use 0 or more")
+    return value
+
+
+def _latency(text: str) -> float:
+    try:
+        value = config.number(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} is not a latency: use 0 or more milliseconds")
+    return value
+
+
+def _whole(text: str) -> int:
+    try:
+        return config.whole_number(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+
+
 def _positive_number(text: str) -> float:
-    value = float(text)
-    if not 0 < value < float("inf"):
+    try:
+        value = config.number(text)
+    except ValueError as error:
+        raise argparse.ArgumentTypeError(str(error)) from None
+    if not value > 0:
         raise argparse.ArgumentTypeError(f"{text!r} is not a number more than 0")
     return value
 

@@ -80,24 +80,35 @@ class SettingSpec:
     pytest_owner: PytestOwner | None = None
 
 
+def whole_number(text: str) -> int:
+    """An integer as a person writes it; the error says so in words, not in Python's."""
+    try:
+        return int(text.strip())
+    except ValueError:
+        raise ValueError(f"{text!r} is not a whole number") from None
+
+
+def number(text: str) -> float:
+    try:
+        value = float(text.strip())
+    except ValueError:
+        raise ValueError(f"{text!r} is not a number") from None
+    if value != value or value in (float("inf"), float("-inf")):
+        raise ValueError(f"{text!r} is not a finite number")
+    return value
+
+
 def _positive_int(text: str) -> int:
-    value = int(text)
+    value = whole_number(text)
     if value < 1:
-        raise ValueError("must be 1 or more")
+        raise ValueError(f"{value} is not allowed: must be 1 or more")
     return value
 
 
 def _positive_float(text: str) -> float:
-    value = float(text)
-    if not value > 0 or value == float("inf"):
-        raise ValueError("must be a number more than 0")
-    return value
-
-
-def _non_negative_float(text: str) -> float:
-    value = float(text)
-    if value < 0:
-        raise ValueError("must be 0 or more")
+    value = number(text)
+    if not value > 0:
+        raise ValueError(f"{text.strip()} is not allowed: must be more than 0 (leave it unset for no limit)")
     return value
 
 
@@ -179,7 +190,11 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 metavar="SECONDS"),
     SettingSpec("max_rps", "--max-rps", "CONFORMANCE_MAX_RPS",
                 "at most this many requests per second (default: unlimited)",
-                parse=_non_negative_float, metavar="N"),
+                parse=_positive_float, metavar="N"),
+    SettingSpec("max_requests", "--max-requests", "CONFORMANCE_MAX_REQUESTS",
+                "send at most this many requests in all, retries included; checks that would need "
+                "more are not checked ('request budget (N)') (default: unlimited)",
+                parse=_positive_int, metavar="N"),
     SettingSpec("concurrency", "--concurrency", "CONFORMANCE_CONCURRENCY",
                 "at most this many requests in flight at once", parse=_positive_int, default=8,
                 metavar="N"),
@@ -210,7 +225,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 "Hypothesis examples per property (overrides the profile's count)",
                 parse=_positive_int, metavar="N"),
     SettingSpec("seed", "--seed", "CONFORMANCE_SEED",
-                "Hypothesis seed; the same seed sends the same requests", parse=int, metavar="N"),
+                "Hypothesis seed; the same seed sends the same requests", parse=whole_number, metavar="N"),
     SettingSpec("profile", "--profile", "CONFORMANCE_PROFILE",
                 "standard, or certify: every MUST must be checkable, Hypothesis runs the ci "
                 "profile with a recorded seed, and the run writes certification.zip",
@@ -250,6 +265,7 @@ class Settings:
     report_dir: Path = Path("reports")
     timeout: float = 10.0
     max_rps: float | None = None
+    max_requests: int | None = None
     concurrency: int = 8
     max_listing: int = 2000
     max_duration: float = 900.0

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+import signal
 import subprocess
 import sys
 
@@ -144,3 +146,59 @@ def test_requirements_as_json_carry_groups_version_and_digest():
                                            "group": "Authentication and authorization",
                                            "text": catalogue.get("AUTH-01").text}
     assert {r["group"] for r in document["requirements"]} >= {"Robustness", "Oracle (optional)"}
+
+
+# -- the small things a demanding user notices: one line each, exit 2, no Python internals -----
+
+@pytest.mark.parametrize("args, said", [
+    (["serve", "--port", "99999"], "is not a port"),
+    (["serve", "--jobs", "-5"], "is not a number of jobs"),
+    (["serve", "--latency", "soon"], "is not a number"),
+    (["run", "--max-rps", "0"], "must be more than 0"),
+    (["run", "--concurrency", "abc"], "is not a whole number"),
+    (["run", "--seed", "1.5"], "is not a whole number"),
+    (["run", "--", "--no-such-pytest-option"], "unrecognized arguments"),
+])
+def test_bad_values_exit_2_in_words(tmp_path, args, said):
+    if args[0] == "run":
+        args = [args[0], "--report-dir", str(tmp_path / "r"), *args[1:]]
+    result = conformance(*args)
+    assert result.returncode == 2, (result.stdout, result.stderr)
+    assert said in result.stderr
+    assert "invalid literal" not in result.stderr and "Traceback" not in result.stderr
+
+
+def _serve(*args: str) -> subprocess.Popen[str]:
+    return subprocess.Popen([sys.executable, "-m", "conformance", "serve", *args], env=clean_env(),
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _banner(process: subprocess.Popen[str]) -> list[str]:
+    lines: list[str] = []
+    assert process.stdout is not None
+    for line in process.stdout:
+        lines.append(line.rstrip("\n"))
+        if line.startswith("Press Ctrl-C"):
+            return lines
+    raise AssertionError(f"no banner: {lines} {process.stderr.read() if process.stderr else ''}")
+
+
+def test_serve_writes_the_dataset_and_exports_every_credential_and_refuses_a_busy_port(tmp_path):
+    dataset = tmp_path / "dataset.json"
+    first = _serve("--port", "0", "--jobs", "12", "--latency", "5", "--dataset-out", str(dataset))
+    try:
+        banner = _banner(first)
+        port = int(next(line for line in banner if line.startswith("base URL")).rsplit(":", 1)[1])
+        exports = [line for line in banner if line.startswith("export ")]
+        assert {line.split("=", 1)[0].removeprefix("export ") for line in exports} >= {
+            "FREDDY_API_KEY", "CONFORMANCE_NO_CAPABILITY_API_KEY", "CONFORMANCE_SECOND_USER_API_KEY",
+            "CONFORMANCE_BEARER_TOKEN", "CONFORMANCE_REVOKED_API_KEY", "CONFORMANCE_EXPIRED_BEARER_TOKEN"}
+        written = json.loads(dataset.read_text(encoding="utf-8"))
+        assert len(written["jobs"]) == 12 and written["organization_id"]
+        busy = conformance("serve", "--port", str(port), timeout=60)
+        assert busy.returncode == 2 and "in use" in busy.stderr
+        assert len(busy.stderr.strip().splitlines()) == 1 and "Traceback" not in busy.stderr
+    finally:
+        first.send_signal(signal.SIGINT)
+        first.communicate(timeout=60)
+    assert first.returncode == 0

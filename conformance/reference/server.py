@@ -179,14 +179,20 @@ def serve(
     latency_ms: float = 0.0,
     live: bool = False,
     rate_limit: float | None = None,
+    dataset_out: Path | None = None,
 ) -> None:
-    """Serve a freshly seeded reference deployment in the foreground until Ctrl-C."""
+    """Serve a freshly seeded reference deployment in the foreground until Ctrl-C; with
+    ``dataset_out``, first write the main member's jobs there (the DAT-01 dataset)."""
     server = ReferenceServer(
         jobs=jobs, seed=seed, behaviour=behaviour, latency_ms=latency_ms, port=port,
         live=live, rate_limit=rate_limit,
     )
     with server:
+        if dataset_out is not None:
+            server.fixture.write_dataset(dataset_out)
         _print_banner(server)
+        if dataset_out is not None:
+            print(f"dataset (DAT-01) written to {dataset_out}: pass it as --dataset", flush=True)
         try:
             threading.Event().wait()
         except KeyboardInterrupt:
