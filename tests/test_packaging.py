@@ -14,16 +14,43 @@ import pytest
 ROOT = Path(__file__).resolve().parents[1]
 
 
+DISTRIBUTION = "music_generation_jobs_conformance"  # the name on the package index, normalised
+
+
 @pytest.fixture(scope="module")
-def installed_wheel(tmp_path_factory) -> Path:
-    build = tmp_path_factory.mktemp("wheel")
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(build), str(ROOT)],
-                   check=True, capture_output=True, timeout=300)
-    wheel = next(build.glob("conformance-*.whl"))
-    target = build / "site"
+def built(tmp_path_factory) -> Path:
+    """The wheel and the sdist, built as a release would be (``python -m build``)."""
+    dist = tmp_path_factory.mktemp("dist")
+    subprocess.run([sys.executable, "-m", "build", "--sdist", "--wheel", "--outdir", str(dist), str(ROOT)],
+                   check=True, capture_output=True, timeout=600)
+    return dist
+
+
+@pytest.fixture(scope="module")
+def installed_wheel(built, tmp_path_factory) -> Path:
+    wheel = next(built.glob(f"{DISTRIBUTION}-*.whl"))
+    target = tmp_path_factory.mktemp("site")
     with zipfile.ZipFile(wheel) as archive:
         archive.extractall(target)
     return target
+
+
+def test_release_files_pass_twine_check_and_carry_the_version(built):
+    files = sorted(built.iterdir())
+    assert {path.suffix for path in files} == {".whl", ".gz"}, files
+    from conformance import __version__
+    assert all(f"-{__version__}" in path.name for path in files), files
+    check = subprocess.run([sys.executable, "-m", "twine", "check", "--strict", *map(str, files)],
+                           capture_output=True, text=True, timeout=120)
+    assert check.returncode == 0, check.stdout + check.stderr
+
+
+def test_sdist_carries_the_contract_and_the_schemas(built):
+    import tarfile
+    with tarfile.open(next(built.glob("*.tar.gz"))) as sdist:
+        names = sdist.getnames()
+    assert any(name.endswith("conformance/contract/CONTRACT.md") for name in names)
+    assert any(name.endswith("schemas/results.schema.json") for name in names)
 
 
 def in_wheel_env(site: Path) -> dict[str, str]:
