@@ -31,8 +31,8 @@ from conformance.client import (RateLimitExhausted, TargetClient, TargetUnreacha
 from conformance.reference import ReferenceServer
 from conformance.reference.modes import Misbehaviour
 
-RUN_LIMIT_S = 30  # one CLI run against a misbehaving target
-TEST_LIMIT_S = 90  # any test, whatever it does
+RUN_LIMIT_S = 120  # one CLI run against a misbehaving target (seconds on a quiet machine; CI machines are busy)
+TEST_LIMIT_S = 240  # any test, whatever it does
 ROB_DEBUG = "test_robustness.py::test_unknown_parameter_is_ignored[debug]"
 ONLY_ROB_02 = ("--", "-k", "unknown_parameter")
 
@@ -101,7 +101,7 @@ def test_timeout_is_target_unreachable_within_the_deadline(cli, reference):
     run = cli("--timeout", "0.5", server=server)
     assert run.exit_code == 3
     assert one_line(run).startswith("conformance: target unreachable: timed out after 0.5 s waiting for 127.0.0.1:")
-    assert time.monotonic() - started < 1.5 + 5, "the preflight waited for the answer past its deadline"
+    assert time.monotonic() - started < 1.5 * 5, "the preflight waited for the answer past its deadline"
 
 
 def test_dns_failure_is_named():
@@ -188,7 +188,7 @@ def test_slow_trickle_is_cut_at_the_total_deadline(cli, reference):
     judged = check(run, ROB_DEBUG)
     assert judged["outcome"] == "error", judged
     assert "the body was still incomplete at the 1 s deadline" in judged["message"]
-    assert judged["duration_s"] < 1 + 2, "a trickling body held the check past its deadline"
+    assert judged["duration_s"] < 1 * 5, "a trickling body held the check past its deadline"
 
 
 def test_trickling_headers_are_cut_at_the_total_deadline():
@@ -214,7 +214,7 @@ def test_trickling_headers_are_cut_at_the_total_deadline():
             started = time.monotonic()
             with pytest.raises(TargetUnreachable, match=r"^timed out after 0\.6 s waiting for"):
                 client.get("org_x", {"limit": 1}, credential=None)
-            assert time.monotonic() - started < 0.6 + 1
+            assert time.monotonic() - started < 0.6 * 5
     finally:
         stop.set()
         listener.close()
@@ -407,10 +407,10 @@ def test_client_gives_up_on_a_target_that_stops_answering(reference):
         for _ in range(3):
             with pytest.raises(TargetUnreachable, match="^timed out after 0.3 s"):
                 client.get(server.fixture.organization_id, credential=None)
-        started = time.monotonic()
+        sent = server.request_count
         with pytest.raises(TargetUnreachable, match="^not sent: the suite gave up on the target after 3 requests"):
             client.get(server.fixture.organization_id, credential=None)
-        assert time.monotonic() - started < 0.1
+        assert server.request_count == sent, "a request went out after the client gave up"
 
 
 # -- a live listing: changes are never blamed on the deployment -------------------------------
