@@ -26,23 +26,7 @@ PROPERTIES_ONLY = ("--", "-k", "properties")
 STATUSES = schemas.statuses()
 
 
-# -- broken deployments ------------------------------------------------------------------
-
-
-class OffsetSkipsOne(Behaviour):
-    name = "test-offset-skips-one"
-
-    def select_jobs(self, db: sqlite3.Connection, caller: Caller, query: Query) -> Any:
-        if query.offset > 0:
-            query = dataclasses.replace(query, offset=query.offset + 1)
-        return super().select_jobs(db, caller, query)
-
-
-class PageHoldsOneMore(Behaviour):
-    name = "test-page-holds-one-more"
-
-    def select_jobs(self, db: sqlite3.Connection, caller: Caller, query: Query) -> Any:
-        return super().select_jobs(db, caller, dataclasses.replace(query, limit=query.limit + 1))
+# -- broken deployments the reference's faults do not cover ----------------------------------
 
 
 class GivenLimitHoldsOneMore(Behaviour):
@@ -53,32 +37,6 @@ class GivenLimitHoldsOneMore(Behaviour):
     def parse_limit(self, raw: str | None) -> int | ErrorSpec:
         limit = super().parse_limit(raw)
         return limit + 1 if raw is not None and isinstance(limit, int) else limit
-
-
-class FilterAfterPagination(Behaviour):
-    name = "test-filter-after-pagination"
-
-    def select_jobs(self, db: sqlite3.Connection, caller: Caller, query: Query) -> Any:
-        rows = super().select_jobs(db, caller, dataclasses.replace(query, status=None))
-        return rows if query.status is None else [row for row in rows if row["status"] == query.status]
-
-
-class ServerErrorOnNonIntegerLimit(Behaviour):
-    name = "test-500-on-non-integer-limit"
-
-    def parse_limit(self, raw: str | None) -> int | ErrorSpec:
-        if raw is not None and strict_integer(raw) is None:
-            return internal_error()
-        return super().parse_limit(raw)
-
-
-class WrongCaseStatusMatches(Behaviour):
-    name = "test-wrong-case-status-matches"
-
-    def parse_status(self, raw: str | None) -> str | None | ErrorSpec:
-        if raw is not None and raw.lower() in STATUSES:
-            return raw.lower()
-        return super().parse_status(raw)
 
 
 class OneServerErrorOnUnknownParameter(Behaviour):
@@ -136,7 +94,9 @@ def minimal_request(record: dict[str, Any]) -> dict[str, str]:
 
 
 def run_broken(reference: Callable[..., ReferenceServer], run_suite: Callable[..., Any],
-               behaviour: Behaviour) -> Any:
+               behaviour: Behaviour | str) -> Any:
+    """The properties alone against a broken deployment: one of the reference's faults by name,
+    or a behaviour of this module where no fault breaks the rule that way."""
     server = reference(behaviour=behaviour)
     run = run_suite(*PROPERTIES_ONLY, server=server)
     assert run.exit_code == 1, run.stdout + run.stderr
@@ -148,7 +108,7 @@ def run_broken(reference: Callable[..., ReferenceServer], run_suite: Callable[..
 
 @pytest.mark.slow
 def test_offset_skipping_a_job_shrinks_to_offset_1(reference, run_suite):
-    run = run_broken(reference, run_suite, OffsetSkipsOne())
+    run = run_broken(reference, run_suite, "offset-off-by-one")
     record = check(run, PROPERTY)
     assert record["outcome"] == "failed"
     assert run.outcome("OFF-02") == "failed"
@@ -159,12 +119,12 @@ def test_offset_skipping_a_job_shrinks_to_offset_1(reference, run_suite):
 
 @pytest.mark.slow
 @pytest.mark.parametrize("behaviour, requirement, request_shape, message", [
-    (PageHoldsOneMore, "LIM-01", {}, "51 jobs, more than the limit 50"),
-    (GivenLimitHoldsOneMore, "LIM-02", {"limit": "1"}, "2 jobs, more than the limit 1"),
+    ("limit-off-by-one", "LIM-01", {}, "51 jobs, more than the limit 50"),
+    (GivenLimitHoldsOneMore(), "LIM-02", {"limit": "1"}, "2 jobs, more than the limit 1"),
 ], ids=["every-page", "given-limit-only"])
 def test_page_holding_one_job_too_many_shrinks_to_the_smallest_page(reference, run_suite, behaviour, requirement,
                                                                      request_shape, message):
-    run = run_broken(reference, run_suite, behaviour())
+    run = run_broken(reference, run_suite, behaviour)
     record = check(run, PROPERTY)
     assert run.outcome(requirement) == "failed"
     assert minimal_request(record) == request_shape
@@ -173,7 +133,7 @@ def test_page_holding_one_job_too_many_shrinks_to_the_smallest_page(reference, r
 
 @pytest.mark.slow
 def test_filter_after_pagination_shrinks_to_a_bare_status(reference, run_suite):
-    run = run_broken(reference, run_suite, FilterAfterPagination())
+    run = run_broken(reference, run_suite, "filter-after-pagination")
     record = check(run, PROPERTY)
     assert run.outcome("STA-02") == "failed"
     request = minimal_request(record)
@@ -183,7 +143,7 @@ def test_filter_after_pagination_shrinks_to_a_bare_status(reference, run_suite):
 
 @pytest.mark.slow
 def test_500_on_a_non_integer_limit_shrinks_to_one_bad_limit(reference, run_suite):
-    run = run_broken(reference, run_suite, ServerErrorOnNonIntegerLimit())
+    run = run_broken(reference, run_suite, "limit-not-integer-500")
     record = check(run, PROPERTY)
     assert run.outcome("ROB-01") == "failed" and run.outcome("LIM-03") == "failed"
     request = minimal_request(record)
@@ -193,7 +153,7 @@ def test_500_on_a_non_integer_limit_shrinks_to_one_bad_limit(reference, run_suit
 
 @pytest.mark.slow
 def test_wrong_case_status_shrinks_to_a_case_variant(reference, run_suite):
-    run = run_broken(reference, run_suite, WrongCaseStatusMatches())
+    run = run_broken(reference, run_suite, "status-case-insensitive")
     record = check(run, PROPERTY)
     assert run.outcome("STA-03") == "failed"
     request = minimal_request(record)
