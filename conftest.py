@@ -58,9 +58,14 @@ def reference_env(server: ReferenceServer, dataset_dir: Path) -> dict[str, str]:
     return server.suite_env(dataset_dir)
 
 
+PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
+
+
 def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
-    """The current environment without any CONFORMANCE_*/FREDDY_* setting, plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("CONFORMANCE_", "FREDDY_"))}
+    """The current environment without any CONFORMANCE_*/FREDDY_* setting or proxy variable (the
+    tests' servers are on loopback), plus ``extra``."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("CONFORMANCE_", "FREDDY_")) and k.lower() not in PROXY_VARIABLES}
     env.update(extra or {})
     return env
 

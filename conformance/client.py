@@ -4,9 +4,14 @@ Redaction happens here, where exchanges are captured: nothing downstream (report
 console, results) ever holds a credential, because no captured value contains one.
 
 So does everything that keeps a run safe on a shared, rate-limited or broken deployment:
-only ``GET``; at most ``concurrency`` requests in flight and ``max_rps`` started per second;
-429s waited out as asked, with bounded retries, and a wait longer than the suite accepts
-honoured once for the whole client; one total deadline per request, decoding included (a
+only ``GET``; at most ``concurrency`` requests in flight, ``max_rps`` started per second and
+``max_requests`` sent in all (retries included; past it a request is refused unsent, see
+:class:`BudgetExhausted`); 429s waited out as asked, with bounded retries, and a wait longer
+than the suite accepts honoured once for the whole client; the rate limit a target enforces
+learnt from its 429s and rate-limit headers and kept to by every thread for the rest of the
+run (:class:`RateLimitLearner`); requests straight to the target or through the proxy the
+standard variables name (``HTTP_PROXY``, ``HTTPS_PROXY``, ``ALL_PROXY``, ``NO_PROXY``, read
+as httpx reads them); one total deadline per request, decoding included (a
 response that trickles in is cut at ``timeout``); at most :data:`BODY_READ_CAP` bytes read of
 a body, counted as they come out of the decoder; redirects never followed, so credentials
 never reach another host; nothing the deployment sets (cookies, auth challenges) sent back;
@@ -23,13 +28,17 @@ error message keeps of it by :data:`KEPT_HEADERS`, :data:`KEPT_HEADER_CHARS` and
 from __future__ import annotations
 
 import email.utils
+import importlib.util
+import ipaddress
 import json
 import math
+import os
 import random
 import re
 import shlex
 import socket
 import ssl
+import sys
 import threading
 import time
 import zlib
@@ -39,12 +48,13 @@ from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
-from typing import Any
+from typing import Any, TextIO
 from urllib.parse import urlencode, urlsplit
 
 import httpcore
 import httpx
 
+from conformance.output import ConsoleStream
 from conformance.redaction import Redactor
 
 # The most of one response body the suite reads. A page holds at most 100 jobs, a few tens
@@ -54,9 +64,13 @@ BODY_KEEP_CAP = 64 * 1024
 # The content codings the suite decodes, and so the only ones it asks for; at most one per body.
 ACCEPT_ENCODING = "gzip, deflate"
 MAX_RATE_LIMIT_RETRIES = 6
-# The longest one Retry-After the suite waits out. A target asking for longer is taken at its
-# word once for the whole client: every request until then fails at once (not judged).
-MAX_RATE_LIMIT_WAIT_S = 30.0
+# The longest one Retry-After the suite waits out: a per-minute limit asks for up to a minute.
+# A target asking for longer is taken at its word once for the whole client: every request
+# until then fails at once (not judged).
+MAX_RATE_LIMIT_WAIT_S = 65.0
+# A wait longer than this is honoured once, for every thread together; asked again before the
+# target answered anything else, it is taken as "rate limited throughout" and not waited again.
+LONG_WAIT_S = 10.0
 BACKOFF_BASE_S = 0.25
 BACKOFF_MAX_S = 8.0
 # Requests in a row that got no answer (or ran out of 429 retries) before the client stops
@@ -88,6 +102,14 @@ class ResponseIncomplete(RequestFailed):
 
 class RateLimitExhausted(RequestFailed):
     """429 responses kept coming after the bounded retries, or asked for too long a wait."""
+
+
+class BudgetExhausted(RequestFailed):
+    """The run's request budget (``--max-requests``) is spent: the request was not sent."""
+
+    def __init__(self, budget: int) -> None:
+        super().__init__(f"request budget ({budget}) spent")
+        self.budget = budget
 
 
 @dataclass(frozen=True)
@@ -207,6 +229,8 @@ class Response:
     # Why the body cannot be judged as JSON whatever it holds (too big, or it could not be
     # decoded); None when it was read whole. The checks meet it through json().
     unreadable: str | None = None
+    # When the request started (``time.monotonic()``): what the rate-limit learner measures.
+    sent_at: float = field(default=0.0, repr=False)
     _json: Any = field(default=None, repr=False)
     _json_error: str | None = field(default=None, repr=False)
     _parsed: bool = field(default=False, repr=False)
@@ -268,6 +292,199 @@ class Pacer:
         """No request starts in the next ``seconds``."""
         with self._lock:
             self._next = max(self._next, time.monotonic() + seconds)
+
+    def slow_to(self, rate: float) -> bool:
+        """At most ``rate`` starts a second from now on; False when the pace already was that slow."""
+        with self._lock:
+            if self._interval >= 1.0 / rate:
+                return False
+            self._interval = 1.0 / rate
+            return True
+
+
+# A pace learnt from the target is kept this far under the rate it allows, so that requests
+# arriving in bunches (network jitter, a few in flight at once) stay inside its limit.
+PACE_MARGIN = 0.97
+# A 429 to a request sent at a pace already learnt: that pace was too fast; at least this much slower.
+SLOWER = 0.8
+# Answers (not 429) a 429 must follow within one stretch of sending before their count tells a rate.
+MIN_SAMPLE = 5
+# A pause this long between two request starts ends a stretch of sending: the target's quota
+# refilled meanwhile, so what was sent before tells nothing of the rate it allows.
+IDLE_GAP_S = 2.0
+# Past this share of its quota spent (rate-limit headers), the client spreads what remains.
+QUOTA_SPREAD_SHARE = 0.5
+# A reset header larger than this is a moment (epoch seconds), not a delay.
+_EPOCH_RESET = 10**9
+_NUMBER = re.compile(r"\s*(\d+(?:\.\d+)?)")
+_LIMIT_HEADERS = ("ratelimit-limit", "x-ratelimit-limit")
+_REMAINING_HEADERS = ("ratelimit-remaining", "x-ratelimit-remaining")
+_RESET_HEADERS = ("ratelimit-reset", "x-ratelimit-reset")
+
+
+@dataclass(frozen=True)
+class Quota:
+    """What a target's rate-limit headers say: requests allowed per window, requests left, and
+    seconds until the quota resets. Read from ``X-RateLimit-*``, ``RateLimit-*`` (the IETF
+    drafts, ``RateLimit-Policy: 100;w=60`` or ``"default";q=100;w=60`` and
+    ``RateLimit: "default";r=50;t=30`` included); None where they say nothing."""
+
+    limit: float | None = None
+    remaining: float | None = None
+    reset_s: float | None = None
+    window_s: float | None = None
+    named: str = "RateLimit"  # the header family that said it, for messages
+
+    @classmethod
+    def of(cls, headers: httpx.Headers) -> Quota:
+        limit_text, limit_name = _first_header(headers, _LIMIT_HEADERS)
+        policy = _header(headers, "ratelimit-policy")
+        combined = _header(headers, "ratelimit")
+        remaining_text, remaining_name = _first_header(headers, _REMAINING_HEADERS)
+        reset_text, _ = _first_header(headers, _RESET_HEADERS)
+        limit = _leading_number(limit_text) or _parameter(policy, "q") or _leading_number(policy)
+        window = _parameter(limit_text, "w") or _parameter(policy, "w")
+        remaining = _leading_number(remaining_text)
+        reset = _leading_number(reset_text)
+        if remaining is None:
+            remaining = _parameter(combined, "r")
+        if reset is None:
+            reset = _parameter(combined, "t")
+        if reset is not None and reset > _EPOCH_RESET:
+            reset = max(reset - time.time(), 0.0)
+        named = "X-RateLimit" if (limit_name or remaining_name).startswith("x-") else "RateLimit"
+        return cls(limit or None, remaining, reset, window or None, named)
+
+    @property
+    def said(self) -> bool:
+        return self.limit is not None or self.remaining is not None
+
+    def rate(self, longest_reset_s: float = 0.0) -> float | None:
+        """Requests a second the quota allows: the limit over its window, when the headers name
+        the window, else over the longest reset seen (a window lasts at least that long)."""
+        window = self.window_s or max(longest_reset_s, self.reset_s or 0.0)
+        return self.limit / window if self.limit and window > 0 else None
+
+    def describe(self) -> str:
+        parts = [f"{self.named}-Limit: {self.limit:g}" if self.limit is not None else "",
+                 f"Remaining: {self.remaining:g}" if self.remaining is not None else "",
+                 f"Reset: {self.reset_s:.0f} s" if self.reset_s is not None else "",
+                 f"window {self.window_s:g} s" if self.window_s is not None else ""]
+        return ", ".join(part for part in parts if part)
+
+
+def _header(headers: httpx.Headers, name: str) -> str:
+    return headers.get(name, "")[:QUOTED_CHARS]
+
+
+def _first_header(headers: httpx.Headers, names: Iterable[str]) -> tuple[str, str]:
+    """The value of the first of ``names`` present, and its name."""
+    for name in names:
+        if name in headers:
+            return _header(headers, name), name
+    return "", ""
+
+
+def _leading_number(text: str) -> float | None:
+    match = _NUMBER.match(text)
+    return float(match.group(1)) if match else None
+
+
+def _parameter(text: str, name: str) -> float | None:
+    """The number of ``name=`` in a structured header value (``100;w=60``, ``"default";q=100``)."""
+    match = re.search(rf"(?:^|[;,\s]){name}\s*=\s*(\d+(?:\.\d+)?)", text)
+    return float(match.group(1)) if match else None
+
+
+class RateLimitLearner:
+    """Learns the pace a rate-limited target allows and slows the client's shared pacer to it
+    for the rest of the run, for every thread at once.
+
+    A 429 with ``Retry-After`` teaches a rate: the quota its headers name (limit over window),
+    else what the target let through in the stretch of sending that ran into the limit
+    (answers over the time they took plus the wait asked). A 429 at a pace already learnt
+    slows it further. Without any 429, rate-limit headers on ordinary answers are followed
+    once half the quota is spent: the named quota's pace is adopted, and what remains is
+    spread evenly until the reset (a quota spent to 0 holds every request until then).
+    """
+
+    def __init__(self, pacer: Pacer, say: Callable[[str], None]) -> None:
+        self._pacer = pacer
+        self._say = say
+        self._lock = threading.Lock()
+        self._since: float | None = None  # when the current stretch of sending began
+        self._last_start = 0.0
+        self._answered = 0  # answers (not 429) to requests started since then
+        self._longest_reset = 0.0
+        self._spreading = False
+        self.pace: float | None = None  # requests a second learnt from the target
+
+    def started(self) -> float:
+        """Note a request start; returns its time (``time.monotonic()``)."""
+        now = time.monotonic()
+        with self._lock:
+            if self._since is None or now - self._last_start > IDLE_GAP_S:
+                self._since, self._answered = now, 0
+            self._last_start = now
+        return now
+
+    def answered(self, response: Response, retry_after: float | None) -> None:
+        """Learn from one answer; ``retry_after`` is the wait a 429 asked for (None: none asked)."""
+        quota = Quota.of(response.headers)
+        with self._lock:
+            current = self._since is not None and response.sent_at >= self._since
+            self._longest_reset = max(self._longest_reset, quota.reset_s or 0.0)
+            if current and response.status != 429:
+                self._answered += 1
+        if response.status == 429:
+            if current and retry_after is not None and 0 < retry_after <= MAX_RATE_LIMIT_WAIT_S:
+                self._learn_from_429(quota, retry_after)
+        elif quota.said:
+            self._follow(quota)
+
+    def _learn_from_429(self, quota: Quota, wait: float) -> None:
+        now = time.monotonic()
+        with self._lock:
+            since, answered = self._since or now, self._answered
+            # The stretch that ran into the limit is over: the next one starts once the wait is.
+            self._since, self._answered = now + wait, 0
+            told = quota.rate(self._longest_reset)
+        counted = answered / (now - since + wait) if answered >= MIN_SAMPLE else None
+        if self.pace is None:
+            rate, why = (told, f"429 with Retry-After: {wait:g} s, {quota.describe()}") if told else (
+                counted, f"429 with Retry-After: {wait:g} s after {answered} answers in {now - since:.1f} s")
+        else:
+            rate = min(counted or math.inf, self.pace * SLOWER)
+            why = f"another 429 at {self.pace * PACE_MARGIN:.3g} requests a second"
+        if rate:
+            self._adopt(rate, why)
+
+    def _follow(self, quota: Quota) -> None:
+        """Rate-limit headers on an ordinary answer: past half the quota, pace to it and spread what remains."""
+        if quota.limit is None or quota.remaining is None or quota.remaining > quota.limit * QUOTA_SPREAD_SHARE:
+            return
+        with self._lock:
+            told = quota.rate(self._longest_reset) if quota.window_s else None
+        if told:
+            self._adopt(told, quota.describe())
+        reset = quota.reset_s
+        if reset is None or reset > MAX_RATE_LIMIT_WAIT_S:
+            return
+        self._pacer.hold(reset if quota.remaining < 1 else reset / quota.remaining)
+        with self._lock:
+            first, self._spreading = not self._spreading, True
+        if first:
+            self._say(f"conformance: the target's rate-limit quota is {quota.remaining:g} of {quota.limit:g} "
+                      f"({quota.describe()}): spreading what remains until each reset")
+
+    def _adopt(self, rate: float, why: str) -> None:
+        with self._lock:
+            if self.pace is not None and rate >= self.pace:
+                return
+            self.pace = rate
+        if self._pacer.slow_to(rate * PACE_MARGIN):
+            self._say(f"conformance: the target limits the request rate ({why}): pacing at "
+                      f"{rate * PACE_MARGIN:.3g} requests a second from now on")
 
 
 def retry_after_seconds(value: str | None, attempt: int, rng: random.Random) -> float:
@@ -374,15 +591,205 @@ class _DeadlineBackend(httpcore.NetworkBackend):
         self._backend.sleep(seconds)
 
 
-class _Transport(httpx.HTTPTransport):
-    """httpx's transport with at most ``concurrency`` connections and deadline-bound sockets."""
+# -- the route: straight to the target, or through the proxy the environment names ----------
 
-    def __init__(self, context: ssl.SSLContext, concurrency: int, deadline: _Deadline) -> None:
-        limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-        super().__init__(verify=context, limits=limits)
-        self._pool = httpcore.ConnectionPool(
-            ssl_context=context, max_connections=concurrency, max_keepalive_connections=concurrency,
-            keepalive_expiry=limits.keepalive_expiry, network_backend=_DeadlineBackend(deadline))
+# The proxy schemes httpx knows; SOCKS needs the socksio package (httpx[socks]).
+HTTP_PROXY_SCHEMES = ("http", "https")
+SOCKS_PROXY_SCHEMES = ("socks5", "socks5h")
+
+
+@dataclass(frozen=True)
+class Route:
+    """How requests reach the target: straight (``proxy`` None) or through a proxy, and which
+    environment variable chose it."""
+
+    proxy: httpx.Proxy | None = None
+    variable: str = ""
+    # Why no request can go this way (the proxy the environment names cannot be used), or None.
+    unusable: str | None = None
+
+    def describe(self) -> str:
+        if self.proxy is None:
+            return "straight to the target"
+        url = self.proxy.url
+        port = f":{url.port}" if url.port else ""
+        return f"through the proxy {url.scheme}://{url.host}{port} (from {self.variable})"
+
+
+def environment_proxies(environ: Mapping[str, str] | None = None) -> dict[str, tuple[str, str]]:
+    """The proxies the standard variables name, as httpx reads them: for ``http``, ``https``,
+    ``all`` and ``no``, the value and the variable it came from. A lowercase variable wins over
+    its uppercase twin; ``HTTP_PROXY`` is ignored when ``REQUEST_METHOD`` is set (a CGI request
+    can set it: httpoxy)."""
+    environ = os.environ if environ is None else environ
+    found: dict[str, tuple[str, str]] = {}
+    for scheme in ("http", "https", "all", "no"):
+        for variable in (f"{scheme}_proxy", f"{scheme.upper()}_PROXY"):
+            if scheme == "http" and variable == "HTTP_PROXY" and "REQUEST_METHOD" in environ:
+                continue
+            value = environ.get(variable, "").strip()
+            if value:
+                found[scheme] = (value, variable)
+                break
+    return found
+
+
+def proxy_route(url: str, proxies: Mapping[str, tuple[str, str]]) -> Route:
+    """The route of requests to ``url``: the proxy for its scheme (else ``all``) unless
+    ``no_proxy`` covers its host. A proxy URL httpx could not use either makes every request
+    fail, saying so (never a silent straight route past a proxy the network needs)."""
+    parts = urlsplit(url)
+    scheme, host = parts.scheme.lower(), (parts.hostname or "").lower()
+    chosen = proxies.get(scheme) or proxies.get("all")
+    if chosen is None or bypasses_proxy(scheme, host, parts.port, proxies.get("no", ("", ""))[0]):
+        return Route()
+    value, variable = chosen
+    try:
+        proxy = httpx.Proxy(value if "://" in value else f"http://{value}")
+    except (ValueError, httpx.InvalidURL):
+        return Route(None, variable, f"{variable} names a proxy the suite cannot use (its URL must start with "
+                                     f"{', '.join(f'{name}://' for name in HTTP_PROXY_SCHEMES + SOCKS_PROXY_SCHEMES)})")
+    if proxy.url.scheme in SOCKS_PROXY_SCHEMES and importlib.util.find_spec("socksio") is None:
+        return Route(None, variable, f"{variable} names a SOCKS proxy, which needs the socksio package "
+                                     "(pip install 'httpx[socks]')")
+    return Route(proxy, variable)
+
+
+def bypasses_proxy(scheme: str, host: str, port: int | None, no_proxy: str) -> bool:
+    """Whether ``no_proxy`` (comma-separated) covers the host, as httpx and curl read it:
+    ``*`` covers every host; ``example.com`` covers it and its subdomains, ``.example.com``
+    only its subdomains; an IP address or network (``10.0.0.0/8``) covers the addresses in it;
+    an entry may name a port (``host:8080``) or a scheme (``http://host``)."""
+    for entry in (part.strip().lower() for part in no_proxy.split(",")):
+        if entry == "*":
+            return True
+        if entry and _covers(entry, scheme, host, port):
+            return True
+    return False
+
+
+def _covers(entry: str, scheme: str, host: str, port: int | None) -> bool:
+    wanted_scheme, _, entry = entry.rpartition("://")
+    if wanted_scheme and wanted_scheme != scheme:
+        return False
+    name, wanted_port = entry, None
+    bracketed = re.fullmatch(r"\[([^\]]+)\](?::(\d+))?", entry)
+    if bracketed:
+        name, wanted_port = bracketed.group(1), bracketed.group(2)
+    elif entry.count(":") == 1:
+        name, _, wanted_port = entry.partition(":")
+    if wanted_port and port is not None and int(wanted_port) != port:
+        return False
+    network = _network(name)
+    if network is not None:
+        address = _network(host.strip("[]"))
+        return address is not None and address.num_addresses == 1 and address.network_address in network
+    if name.startswith("."):
+        return host.endswith(name)
+    return host == name or host.endswith(f".{name}")
+
+
+def _network(text: str) -> ipaddress.IPv4Network | ipaddress.IPv6Network | None:
+    try:
+        return ipaddress.ip_network(text, strict=False)
+    except ValueError:
+        return None
+
+
+# httpcore's exceptions as httpx names them, the most specific first.
+_HTTPX_ERRORS: tuple[tuple[type[Exception], type[httpx.TransportError]], ...] = (
+    (httpcore.ConnectTimeout, httpx.ConnectTimeout),
+    (httpcore.ReadTimeout, httpx.ReadTimeout),
+    (httpcore.WriteTimeout, httpx.WriteTimeout),
+    (httpcore.PoolTimeout, httpx.PoolTimeout),
+    (httpcore.TimeoutException, httpx.TimeoutException),
+    (httpcore.ConnectError, httpx.ConnectError),
+    (httpcore.ReadError, httpx.ReadError),
+    (httpcore.WriteError, httpx.WriteError),
+    (httpcore.NetworkError, httpx.NetworkError),
+    (httpcore.ProxyError, httpx.ProxyError),
+    (httpcore.UnsupportedProtocol, httpx.UnsupportedProtocol),
+    (httpcore.LocalProtocolError, httpx.LocalProtocolError),
+    (httpcore.RemoteProtocolError, httpx.RemoteProtocolError),
+    (httpcore.ProtocolError, httpx.ProtocolError),
+)
+
+
+@contextmanager
+def _as_httpx_errors() -> Iterator[None]:
+    """httpcore's exceptions raised as httpx's, the original kept as the cause (failure_cause reads it)."""
+    try:
+        yield
+    except Exception as error:
+        mapped = next((to for origin, to in _HTTPX_ERRORS if isinstance(error, origin)), None)
+        if mapped is None:
+            raise
+        raise mapped(str(error)) from error
+
+
+class _BodyStream(httpx.SyncByteStream):
+    """An httpcore response body as httpx reads it, with httpx's exceptions."""
+
+    def __init__(self, stream: Iterable[bytes]) -> None:
+        self._stream = stream
+
+    def __iter__(self) -> Iterator[bytes]:
+        with _as_httpx_errors():
+            yield from self._stream
+
+    def close(self) -> None:
+        close = getattr(self._stream, "close", None)
+        if close is not None:
+            close()
+
+
+class _Transport(httpx.BaseTransport):
+    """GET requests over httpcore's public API: at most ``concurrency`` connections, every
+    socket held to the request's total deadline, straight to the target or through the proxy
+    of ``route`` (an HTTP proxy, tunnelling https with CONNECT; SOCKS when socksio is installed).
+
+    Only the proxy's own credentials (``user:password@`` in its URL) go into a
+    ``Proxy-Authorization`` header; the request's headers are the request's alone, and behind
+    a CONNECT tunnel the proxy never sees them.
+    """
+
+    def __init__(self, context: ssl.SSLContext, concurrency: int, deadline: _Deadline, route: Route) -> None:
+        self._unusable = route.unusable
+        self._pool = _connection_pool(context, concurrency, _DeadlineBackend(deadline), route.proxy)
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        if self._unusable is not None:
+            raise httpx.ProxyError(self._unusable)
+        assert isinstance(request.stream, Iterable)
+        core_request = httpcore.Request(
+            method=request.method,
+            url=httpcore.URL(scheme=request.url.raw_scheme, host=request.url.raw_host, port=request.url.port,
+                             target=request.url.raw_path),
+            headers=request.headers.raw, content=request.stream, extensions=request.extensions)
+        with _as_httpx_errors():
+            answer = self._pool.handle_request(core_request)
+        assert isinstance(answer.stream, Iterable)
+        return httpx.Response(answer.status, headers=answer.headers, stream=_BodyStream(answer.stream),
+                              extensions=answer.extensions)
+
+    def close(self) -> None:
+        self._pool.close()
+
+
+def _connection_pool(context: ssl.SSLContext, concurrency: int, backend: httpcore.NetworkBackend,
+                     proxy: httpx.Proxy | None) -> httpcore.ConnectionPool:
+    """httpcore's pool for the route: straight, through an HTTP(S) proxy, or through a SOCKS one."""
+    common: dict[str, Any] = {"ssl_context": context, "max_connections": concurrency,
+                              "max_keepalive_connections": concurrency,
+                              "keepalive_expiry": httpx.Limits().keepalive_expiry, "network_backend": backend}
+    if proxy is None:
+        return httpcore.ConnectionPool(**common)
+    proxy_url = httpcore.URL(scheme=proxy.url.raw_scheme, host=proxy.url.raw_host, port=proxy.url.port,
+                             target=proxy.url.raw_path)
+    if proxy.url.scheme in HTTP_PROXY_SCHEMES:
+        return httpcore.HTTPProxy(proxy_url=proxy_url, proxy_auth=proxy.raw_auth, proxy_headers=proxy.headers.raw,
+                                  proxy_ssl_context=proxy.ssl_context, **common)
+    return httpcore.SOCKSProxy(proxy_url=proxy_url, proxy_auth=proxy.raw_auth, **common)
 
 
 TOO_BIG = (f"body is larger than {BODY_READ_CAP // 1024} KiB, the most the suite reads of one response "
@@ -551,6 +958,36 @@ def _causes(error: BaseException) -> Iterator[BaseException]:
         current = current.__cause__ or current.__context__
 
 
+class _Console:
+    """Lines for the person running the suite, on the console as it was when the client was made.
+
+    pytest captures the process's output while checks run; a pace learnt then, in whichever
+    thread, must still reach the terminal. So this writes to a duplicate of stdout's file
+    descriptor taken now, before any capture, redacted and made visible like every console line.
+    """
+
+    def __init__(self, redactor: Redactor) -> None:
+        self._lock = threading.Lock()
+        self._file: TextIO | None = None
+        try:
+            self._file = open(os.dup(sys.stdout.fileno()), "w", encoding="utf-8", errors="replace")  # noqa: SIM115
+        except (AttributeError, ValueError, OSError):  # no real stdout (a captured or closed one)
+            return
+        self._stream = ConsoleStream(self._file, redactor)
+
+    def line(self, text: str) -> None:
+        with self._lock:
+            if self._file is not None:
+                self._stream.write(f"{text}\n")
+                self._stream.flush()
+
+    def close(self) -> None:
+        with self._lock:
+            if self._file is not None:
+                self._file.close()
+                self._file = None
+
+
 Observer = Callable[[Exchange], None]
 
 
@@ -558,7 +995,12 @@ class TargetClient:
     """GET requests to one deployment's list endpoint, with capture and redaction.
 
     Thread-safe: requests may be sent from several threads; ``concurrency`` bounds how many
-    are in flight at once and ``max_rps`` how many start per second.
+    are in flight at once, ``max_rps`` how many start per second (slower once the target's
+    rate limit is learnt) and ``max_requests`` how many are sent in all, retries included.
+
+    ``proxies`` are :func:`environment_proxies` (read from the environment when None; ``{}``
+    goes straight to the target). ``say`` prints a line for the person running the suite (the
+    pace learnt from the target); by default the console as it was when the client was made.
     """
 
     def __init__(
@@ -568,36 +1010,53 @@ class TargetClient:
         secrets: Iterable[str] = (),
         timeout: float = 10.0,
         max_rps: float | None = None,
+        max_requests: int | None = None,
         concurrency: int = DEFAULT_CONCURRENCY,
         verify: bool | str | Path = True,
         transport: httpx.BaseTransport | None = None,
+        proxies: Mapping[str, tuple[str, str]] | None = None,
+        say: Callable[[str], None] | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self.timeout = timeout
-        self.redactor = Redactor(secrets)
+        self.route = proxy_route(self.base_url, environment_proxies() if proxies is None else proxies)
+        proxy_password = self.route.proxy.auth[1] if self.route.proxy and self.route.proxy.auth else ""
+        self.redactor = Redactor([*secrets, *([proxy_password] if proxy_password else [])])
+        self.max_rps = max_rps
+        self.max_requests = max_requests
         self._pacer = Pacer(max_rps)
+        self._console = _Console(self.redactor) if say is None else None
+        self.rate_limits = RateLimitLearner(self._pacer, say or self._say_on_console)
         self._slots = threading.BoundedSemaphore(concurrency)
         self._deadline = _Deadline()
         self._rng = random.Random(0)
         self._observers: list[Observer] = []
         self._lock = threading.Lock()
-        self.request_count = 0
+        self.request_count = 0  # requests sent
+        self._committed = 0  # requests sent or about to be: what the budget counts
         self._no_answer_in_a_row = 0
         self._exhausted_in_a_row = 0
         self.gave_up: RequestFailed | None = None
         # Until when (time.monotonic()) the target asked, with a 429, not to be sent anything.
         self._rate_limited_until = 0.0
+        self._answered_since_long_wait = True
         self._rate_limited_because = ""
         # Requests go to the transport as built here, never through httpx.Client: it never
         # follows redirects, so it needs no redirect handling (which chokes on some Location
         # values), and no cookie jar or auth flow can add what a deployment set to a request.
-        self._transport = transport or _Transport(ssl_context(verify), concurrency, self._deadline)
+        self._transport = transport or _Transport(ssl_context(verify), concurrency, self._deadline, self.route)
         self._headers = {"User-Agent": "conformance-suite", "Accept": "application/json",
                          "Accept-Encoding": ACCEPT_ENCODING}
         self._extensions = {"timeout": httpx.Timeout(timeout).as_dict()}
 
     def close(self) -> None:
         self._transport.close()
+        if self._console is not None:
+            self._console.close()
+
+    def _say_on_console(self, line: str) -> None:
+        if self._console is not None:
+            self._console.line(line)
 
     def __enter__(self) -> TargetClient:
         return self
@@ -624,7 +1083,8 @@ class TargetClient:
         """GET the list endpoint. ``raw_query`` sends a query string exactly as given.
 
         Never returns a 429: it waits as asked and retries, or raises :class:`RateLimitExhausted`.
-        Raises :class:`RequestFailed` whenever no complete answer arrived.
+        Raises :class:`RequestFailed` whenever no complete answer arrived, and
+        :class:`BudgetExhausted`, sending nothing, once ``max_requests`` were sent.
         """
         target = url or self.list_url(organization_id)
         if _origin(target) != _origin(self.base_url):
@@ -636,13 +1096,18 @@ class TargetClient:
         waited = 0.0
         for attempt in range(MAX_RATE_LIMIT_RETRIES + 1):
             response = self._answer(full_url, headers, credential)
+            asked = parse_retry_after(response.headers.get("retry-after")) if response.status == 429 else None
+            self.rate_limits.answered(response, asked)
             if response.status != 429:
+                self._answered_since_long_wait = True
                 self._settle(exhausted=False)
                 return response
             response.exchange.retried = True
-            wait = retry_after_seconds(response.headers.get("retry-after"), attempt, self._rng)
-            if wait > MAX_RATE_LIMIT_WAIT_S:
+            wait = asked if asked is not None else retry_after_seconds(None, attempt, self._rng)
+            if wait > MAX_RATE_LIMIT_WAIT_S or (wait > LONG_WAIT_S and not self._answered_since_long_wait):
                 raise self._rate_limited_for(wait, response.exchange.url)
+            if wait > LONG_WAIT_S:
+                self._answered_since_long_wait = False
             if attempt < MAX_RATE_LIMIT_RETRIES:
                 self._pacer.hold(wait)
                 waited += wait
@@ -660,9 +1125,15 @@ class TargetClient:
         return self._send(url, headers, credential)
 
     def _send(self, url: str, headers: dict[str, str], credential: Credential | None) -> Response:
+        self._commit()
         with self._slots:
-            self._pacer.wait()
-            self._refuse_unwanted()  # decided here, since a wait for a slot may have outlived the target
+            try:
+                self._pacer.wait()
+                self._refuse_unwanted()  # decided here, since a wait for a slot may have outlived the target
+            except RequestFailed:
+                with self._lock:
+                    self._committed -= 1  # not sent after all
+                raise
             exchange = Exchange(
                 method="GET",
                 url=self.redactor.text(url),
@@ -672,6 +1143,7 @@ class TargetClient:
             )
             with self._lock:
                 self.request_count += 1
+            sent_at = self.rate_limits.started()
             started = time.perf_counter()
             self._deadline.at = time.monotonic() + self.timeout
             try:
@@ -685,7 +1157,23 @@ class TargetClient:
                 for sent in _recorders.get():
                     sent.append(exchange)
                 self._notify(exchange)
+        response.sent_at = sent_at
         return response
+
+    def _commit(self) -> None:
+        """Count a request about to be sent against the budget, or refuse it (sending nothing)
+        once the budget is spent: first, so a refused request waits neither for a slot nor the pace."""
+        with self._lock:
+            if self.max_requests is not None and self._committed >= self.max_requests:
+                raise BudgetExhausted(self.max_requests)
+            self._committed += 1
+
+    def announcements(self) -> list[str]:
+        """Console lines before the first request: the proxy requests go through (when one does),
+        and what bounds the run's requests (when a pace or a budget was given)."""
+        route = (f"conformance: requests go {self.route.describe()}" if self.route.proxy else
+                 f"conformance: no request can be sent: {self.route.unusable}" if self.route.unusable else None)
+        return [line for line in (route, describe_limits(self.max_rps, self.max_requests)) if line]
 
     def _refuse_unwanted(self) -> None:
         """Fail at once, sending nothing, once the client gave up on the target or while the
@@ -704,13 +1192,13 @@ class TargetClient:
         until = time.time() + min(seconds, _LONGEST_WAIT_NAMED)
         with self._lock:
             self._rate_limited_until = max(self._rate_limited_until, time.monotonic() + seconds)
+            why = (f"longer than the {MAX_RATE_LIMIT_WAIT_S:.0f} s the suite waits" if seconds > MAX_RATE_LIMIT_WAIT_S
+                   else "again, after the suite had waited once and the target answered nothing else")
             self._rate_limited_because = (
                 f"the target is rate limited until {datetime.fromtimestamp(until, timezone.utc):%H:%M:%S} UTC "
-                f"(a 429 asked to wait {_seconds(seconds)}, longer than the {MAX_RATE_LIMIT_WAIT_S:.0f} s the "
-                "suite waits)")
+                f"(a 429 asked to wait {_seconds(seconds)}, {why})")
         return RateLimitExhausted(self.redactor.text(
-            f"rate limited: GET {url} answered 429 asking to wait {_seconds(seconds)}, longer than the "
-            f"{MAX_RATE_LIMIT_WAIT_S:.0f} s the suite waits; not judged"))
+            f"rate limited: GET {url} answered 429 asking to wait {_seconds(seconds)}, {why}; not judged"))
 
     def _read(self, url: str, headers: dict[str, str], exchange: Exchange) -> Response:
         request = httpx.Request("GET", url, headers={**self._headers, **headers}, extensions=self._extensions)
@@ -798,6 +1286,32 @@ class TargetClient:
             shell = credential.shell
             parts += ["-H", f'"{credential.header}: {shell}"' if shell else f'"{credential.header};"']
         return " ".join(parts)
+
+
+def describe_limits(max_rps: float | None, max_requests: int | None) -> str | None:
+    """What bounds a run's requests, for the console before the first one is sent: how many it
+    sends at most, and how long they take at the pace asked for (None when neither is set)."""
+    budget = f"at most {max_requests} requests in all (--max-requests)" if max_requests else ""
+    pace = f"at most {max_rps:g} a second (--max-rps)" if max_rps else ""
+    if max_requests and max_rps:
+        expect = f"sending all {max_requests} takes at least {_duration(max_requests / max_rps)}"
+    elif max_requests:
+        expect = f"checks needing more are not checked ('request budget ({max_requests})')"
+    elif max_rps:
+        expect = f"every 100 requests take at least {_duration(100 / max_rps)}"
+    else:
+        return None
+    return f"conformance: requests: {', '.join(part for part in (budget, pace) if part)}; {expect}"
+
+
+def _duration(seconds: float) -> str:
+    """``12 s``, ``3 min 20 s``, ``1 h 5 min``."""
+    whole = round(seconds)
+    if whole < 60:
+        return f"{seconds:.3g} s" if seconds < 10 else f"{whole} s"
+    if whole < 3600:
+        return f"{whole // 60} min" + (f" {whole % 60} s" if whole % 60 else "")
+    return f"{whole // 3600} h" + (f" {whole % 3600 // 60} min" if whole % 3600 // 60 else "")
 
 
 # A wait past this is named by how long it is, not by when it ends (no clock reaches it).

@@ -219,7 +219,7 @@ SETTINGS: tuple[SettingSpec, ...] = (
                 "the report folder (every check when there is none)", parse=_boolean, default=False,
                 flag=True, pytest_owner=PytestOwner(("_pytest.cacheprovider",), "lf")),
     SettingSpec("hypothesis_profile", "--hypothesis-profile", "CONFORMANCE_HYPOTHESIS_PROFILE",
-                "Hypothesis profile: quick, ci or thorough (ten times ci's examples)",
+                "Hypothesis profile: quick, ci (few examples) or thorough (many more)",
                 parse=_profile_name, default="ci", metavar="NAME"),
     SettingSpec("examples", "--examples", "CONFORMANCE_EXAMPLES",
                 "Hypothesis examples per property (overrides the profile's count)",

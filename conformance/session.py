@@ -142,8 +142,11 @@ class RunContext:
         reference = scratch = None
         if settings.uses_reference:
             settings, reference, scratch = _start_reference(settings, reference_options or {})
+        # The bundled reference listens on this machine's loopback: no proxy can reach it.
         client = TargetClient(settings.base_url or "", secrets=settings.secrets(), timeout=settings.timeout,
-                              max_rps=settings.max_rps, concurrency=settings.concurrency, verify=verify)
+                              max_rps=settings.max_rps, max_requests=settings.max_requests,
+                              concurrency=settings.concurrency, verify=verify,
+                              proxies={} if reference is not None else None)
         return cls(settings, client, reference, scratch)
 
     def preflight(self) -> None:
