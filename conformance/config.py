@@ -248,6 +248,11 @@ SETTINGS: tuple[SettingSpec, ...] = (
 SPECS_BY_NAME: dict[str, SettingSpec] = {spec.name: spec for spec in SETTINGS}
 
 
+def _default(name: str) -> Any:
+    """A setting's default, as the settings table states it (the one place it is written)."""
+    return SPECS_BY_NAME[name].default
+
+
 @dataclass(frozen=True)
 class Settings:
     """Resolved settings of one run. Credentials are :class:`Secret`."""
@@ -262,24 +267,24 @@ class Settings:
     revoked_api_key: Secret | None = None
     expired_bearer_token: Secret | None = None
     dataset: Path | None = None
-    report_dir: Path = Path("reports")
-    timeout: float = 10.0
+    report_dir: Path = _default("report_dir")
+    timeout: float = _default("timeout")
     max_rps: float | None = None
     max_requests: int | None = None
-    concurrency: int = 8
-    max_listing: int = 2000
-    max_duration: float = 900.0
-    requirement: tuple[str, ...] = ()
-    last_failed: bool = False
+    concurrency: int = _default("concurrency")
+    max_listing: int = _default("max_listing")
+    max_duration: float = _default("max_duration")
+    requirement: tuple[str, ...] = _default("requirement")
+    last_failed: bool = _default("last_failed")
     ca_bundle: Path | None = None
-    insecure: bool = False
-    hypothesis_profile: str = "ci"
+    insecure: bool = _default("insecure")
+    hypothesis_profile: str = _default("hypothesis_profile")
     examples: int | None = None
     seed: int | None = None
-    profile: str = "standard"
+    profile: str = _default("profile")
     product: Path | None = None
     signing_key: Path | None = None
-    strict: bool = False
+    strict: bool = _default("strict")
     baseline: Path | None = None
     sources: dict[str, str] = field(default_factory=dict, compare=False)
     files: tuple[Path, ...] = field(default=(), compare=False)
