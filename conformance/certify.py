@@ -25,7 +25,7 @@ import zlib
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -62,7 +62,7 @@ MUST_ANY_SETTINGS: dict[str, tuple[str, ...]] = {
     "AUTH-09": ("revoked_api_key", "expired_bearer_token"),
 }
 
-from conformance.results import BEARER_MAY, BEARER_MUSTS, BEARER_SETTING  # noqa: E402  (re-exported)
+from conformance.results import BEARER_MAY, BEARER_SETTING  # noqa: E402  (re-exported)
 
 # The contract versions whose bundles this verifier judges: the one the catalogue holds.
 SUPPORTED_CONTRACT_VERSIONS: tuple[str, ...] = (catalogue.CONTRACT_VERSION,)
@@ -299,7 +299,7 @@ def _manifest(contents: dict[str, bytes], results: dict[str, Any], product: dict
         "format": MANIFEST_FORMAT,
         "suite": {"name": "conformance", "version": __version__},
         "contract": {"version": catalogue.CONTRACT_VERSION, "sha256": catalogue.contract_digest()},
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
         "product": product,
         "verdict": results.get("verdict"),
         "hypothesis": {"profile": settings.hypothesis_profile, "seed": settings.seed},

@@ -46,7 +46,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 from urllib.parse import urlencode, urlsplit
@@ -519,7 +519,7 @@ def parse_retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError, IndexError, OverflowError):
         return None
     if moment.tzinfo is None:  # asctime dates name no zone; HTTP dates are always GMT
-        moment = moment.replace(tzinfo=timezone.utc)
+        moment = moment.replace(tzinfo=UTC)
     return max(moment.timestamp() - time.time(), 0.0)
 
 
@@ -1195,7 +1195,7 @@ class TargetClient:
             why = (f"longer than the {MAX_RATE_LIMIT_WAIT_S:.0f} s the suite waits" if seconds > MAX_RATE_LIMIT_WAIT_S
                    else "again, after the suite had waited once and the target answered nothing else")
             self._rate_limited_because = (
-                f"the target is rate limited until {datetime.fromtimestamp(until, timezone.utc):%H:%M:%S} UTC "
+                f"the target is rate limited until {datetime.fromtimestamp(until, UTC):%H:%M:%S} UTC "
                 f"(a 429 asked to wait {_seconds(seconds)}, {why})")
         return RateLimitExhausted(self.redactor.text(
             f"rate limited: GET {url} answered 429 asking to wait {_seconds(seconds)}, {why}; not judged"))

@@ -39,7 +39,8 @@ def add_commands(commands: Any) -> None:
     baseline = commands.add_parser(
         "baseline", help="write a baseline of known MUST failures from a results.json (to standard output)",
         description=BASELINE_DESCRIPTION, formatter_class=argparse.RawDescriptionHelpFormatter)
-    baseline.add_argument("results", metavar="RESULTS_JSON", type=Path, help="a results.json written by 'conformance run'")
+    baseline.add_argument("results", metavar="RESULTS_JSON", type=Path,
+                          help="a results.json written by 'conformance run'")
     baseline.add_argument("--expires", metavar="DATE", type=expiry_date,
                           help="when the entries expire: YYYY-MM-DD, or a number of days from today (default 30)")
     baseline.set_defaults(handler=command_baseline)

@@ -131,7 +131,7 @@ def guarded_console(redactor: Redactor) -> Iterator[None]:
     """``sys.stdout`` and ``sys.stderr`` redacted and neutralised for the duration."""
     saved = sys.stdout, sys.stderr
     streams = [ConsoleStream(stream, redactor) for stream in saved]
-    sys.stdout, sys.stderr = streams  # type: ignore[assignment]
+    sys.stdout, sys.stderr = streams
     try:
         yield
     finally:

@@ -51,8 +51,8 @@ def write_junit(result: RunResult, report_dir: Path, redactor: Redactor) -> Path
         counts_key = _junit_testcase(suite, check)
         if counts_key:
             counts[counts_key] += 1
-    for name, value in counts.items():
-        suite.set(name, str(value))
+    for name, count in counts.items():
+        suite.set(name, str(count))
     suite.set("time", f"{sum(check.duration_s for check in result.checks):.3f}")
     verdict, reason = result.verdict()
     properties = ET.SubElement(suite, "properties")

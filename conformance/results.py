@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from conformance import __version__, catalogue, config
@@ -153,7 +153,7 @@ class RunResult:
     organization_id: str
     reference: bool
     configuration: dict[str, Any]
-    started_at: datetime = field(default_factory=lambda: datetime.now(timezone.utc))
+    started_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     finished_at: datetime | None = None
     checks: list[CheckRecord] = field(default_factory=list)
     requests: int = 0
@@ -192,7 +192,8 @@ class RunResult:
     def target_description(self) -> str:
         """The target as every report names it; the bundled reference always says that it is."""
         if self.reference:
-            return f"the bundled reference deployment at {self.base_url} (no --base-url given), not a deployment under test"
+            return (f"the bundled reference deployment at {self.base_url} (no --base-url given), "
+                    "not a deployment under test")
         return self.base_url
 
     def counts(self) -> dict[str, int]:
@@ -205,7 +206,7 @@ class RunResult:
 
     def to_dict(self) -> dict[str, Any]:
         verdict, reason = self.verdict()
-        finished = self.finished_at or datetime.now(timezone.utc)
+        finished = self.finished_at or datetime.now(UTC)
         return {
             "suite": {"name": "conformance", "version": __version__},
             "contract": {"version": catalogue.CONTRACT_VERSION, "sha256": catalogue.contract_digest()},
@@ -227,4 +228,4 @@ class RunResult:
 
 
 def _iso(moment: datetime) -> str:
-    return moment.astimezone(timezone.utc).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+    return moment.astimezone(UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")

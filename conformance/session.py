@@ -16,8 +16,7 @@ import pytest
 
 from conformance import config, output
 from conformance.bad_answers import BadAnswers
-from conformance.client import (Credential, RequestFailed, Response, TargetClient, TargetUnreachable,
-                                ssl_context)
+from conformance.client import Credential, RequestFailed, Response, TargetClient, TargetUnreachable, ssl_context
 from conformance.config import Settings, setting_label
 from conformance.model import ListingModel
 from conformance.prefetch import Ahead, Shared, own_request

@@ -27,8 +27,8 @@ import yaml
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from conformance import catalogue, certify, config
-from conformance.cli import build_parser, main
 from conformance.checks.test_auth import NO_LONGER_USABLE
+from conformance.cli import build_parser, main
 from conformance.reference import ReferenceServer
 from conformance.terminal import visible
 from conftest import clean_env
@@ -194,7 +194,8 @@ def with_product(bundles: Bundles, dest: Path, **values: str) -> Path:
     """The signed bundle describing another product (product.toml and manifest), re-signed."""
     text = read_bundle(bundles.signed)[certify.PRODUCT_FILE].decode()
     for key, value in values.items():
-        text = re.sub(rf"(?m)^{key} = .*$", lambda _: f"{key} = {json.dumps(value)}", text)
+        line = f"{key} = {json.dumps(value)}"
+        text = re.sub(rf"(?m)^{key} = .*$", lambda _, line=line: line, text)
     product = certify.parse_product(text)
     return write_altered(bundles.signed, dest, {certify.PRODUCT_FILE: text.encode()}, sign_with=bundles.vendor,
                          manifest_edit=lambda manifest: manifest.update(product=product))
@@ -501,7 +502,7 @@ def test_other_contract_version_is_refused_naming_the_supported_ones(bundles, tm
     assert result.code == 1
     supported = " or ".join(certify.SUPPORTED_CONTRACT_VERSIONS)
     assert catalogue.CONTRACT_VERSION in certify.SUPPORTED_CONTRACT_VERSIONS
-    assert result.has_problem(f"contract version '0.9' is not supported: this verifier (conformance "), result.stdout
+    assert result.has_problem("contract version '0.9' is not supported: this verifier (conformance "), result.stdout
     assert result.has_problem(f"checks bundles of contract version {supported} only"), result.stdout
 
 

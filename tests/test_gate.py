@@ -125,7 +125,8 @@ def test_strict_under_plain_pytest_comes_from_the_environment(tmp_path, referenc
     env = {**server.suite_env(tmp_path), "CONFORMANCE_STRICT": "true", "CONFORMANCE_NO_CAPABILITY_API_KEY": ""}
     result = subprocess.run([sys.executable, "-m", "pytest", str(CHECKS_DIR), "-q", "-p", "no:cacheprovider",
                              "--report-dir", str(tmp_path / "r"), "-k", "test_member_without_capability_gets_403"],
-                            env=clean_env(env), capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL, check=False)
+                            env=clean_env(env), capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL,
+                            check=False)
     assert result.returncode == 1, result.stdout[-2000:] + result.stderr[-2000:]
     assert "strict: " in result.stdout and (tmp_path / "r" / "summary.md").is_file()
 
@@ -148,7 +149,8 @@ def test_a_baseline_written_from_a_failing_run_makes_it_pass_until_it_expires(ru
     assert accepted.exit_code == 0, accepted.stdout[-3000:]
     assert accepted.verdict == "nonconformant"  # the reports still tell the truth
     assert "KNOWN failure (listed; does not fail the gate): SHP-03" in accepted.stdout
-    assert re.search(r"^gate: PASS \(exit 0\): verdict NONCONFORMANT; .*1 known MUST failure", accepted.stdout, re.MULTILINE)
+    assert re.search(r"^gate: PASS \(exit 0\): verdict NONCONFORMANT; .*1 known MUST failure", accepted.stdout,
+                     re.MULTILINE)
 
     expired = write_baseline(tmp_path / "expired.toml", ("SHP-03", "accepted until yesterday", YESTERDAY))
     run = run_suite("--baseline", str(expired), *SHP03_CHECK, server=server)
@@ -326,7 +328,8 @@ def test_diff_names_regressions_and_fixes_and_exits_1_on_a_regression(run_suite,
     regressed = conformance("diff", old, new)
     assert regressed.returncode == 1, regressed.stderr
     assert "verdict: INCOMPLETE -> NONCONFORMANT" in regressed.stdout
-    assert re.search(r"^regressed \(1\):\n  SHP-03 \[MUST\] passed -> failed: .*playback_url", regressed.stdout, re.MULTILINE)
+    assert re.search(r"^regressed \(1\):\n  SHP-03 \[MUST\] passed -> failed: .*playback_url", regressed.stdout,
+                     re.MULTILINE)
     assert "REGRESSION" in regressed.stdout.splitlines()[-1]
 
     markdown = conformance("diff", old, new, "--format", "markdown")

@@ -21,11 +21,16 @@ from pathlib import Path
 
 import pytest
 
-from conftest import SuiteRun, clean_env
 from conformance import config
-from conformance.client import (KEPT_HEADER_CHARS, KEPT_HEADERS, QUOTED_CHARS, RateLimitExhausted, TargetClient,
-                                TargetUnreachable)
-from conformance.reference import ReferenceServer
+from conformance.client import (
+    KEPT_HEADER_CHARS,
+    KEPT_HEADERS,
+    QUOTED_CHARS,
+    RateLimitExhausted,
+    TargetClient,
+    TargetUnreachable,
+)
+from conftest import SuiteRun, clean_env
 from tests.hostile import HostileServer, Reply, Request
 from tests.peak_memory import PEAK_MIB
 
@@ -185,8 +190,8 @@ def test_a_compression_bomb_is_judged_in_bounded_memory_and_time(gzip_of_a_gibib
     body = gzipped(gzip_of_a_gibibyte) if coding == "gzip, gzip" else gzip_of_a_gibibyte
     bomb = Reply(headers=(*JSON, ("Content-Encoding", coding)), body=body)
     with HostileServer(lambda request, reply: bomb) as hostile:
-        completed = subprocess.run([sys.executable, "-c", PEAK_MIB + BOMB_CLIENT, hostile.base_url, str(BOMB_TIMEOUT_S)],
-                                   env=clean_env(), capture_output=True, text=True, timeout=120)
+        command = [sys.executable, "-c", PEAK_MIB + BOMB_CLIENT, hostile.base_url, str(BOMB_TIMEOUT_S)]
+        completed = subprocess.run(command, env=clean_env(), capture_output=True, text=True, timeout=120)
     assert completed.returncode == 0, completed.stderr[-3000:]
     outcome = json.loads(completed.stdout.strip().splitlines()[-1])
     print(f"{coding}: {len(body)} bytes sent, peak RSS {outcome['peak_rss_mib']} MiB, {outcome['seconds']} s")

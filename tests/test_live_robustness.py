@@ -18,18 +18,23 @@ import sys
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import httpx
 import pytest
 
-from conftest import SuiteRun, clean_env, reference_env
-from conformance.client import (RateLimitExhausted, TargetClient, TargetUnreachable,
-                                parse_retry_after, retry_after_seconds)
+from conformance.client import (
+    RateLimitExhausted,
+    TargetClient,
+    TargetUnreachable,
+    parse_retry_after,
+    retry_after_seconds,
+)
 from conformance.reference import ReferenceServer
 from conformance.reference.modes import Misbehaviour
+from conftest import SuiteRun, clean_env, reference_env
 
 RUN_LIMIT_S = 120  # one CLI run against a misbehaving target (seconds on a quiet machine; CI machines are busy)
 TEST_LIMIT_S = 240  # any test, whatever it does
@@ -129,13 +134,14 @@ def certificate(tmp_path_factory) -> tuple[Path, Path]:
                         "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True, timeout=30)
         return cert, key
     x509 = pytest.importorskip("cryptography.x509", reason="needs the openssl CLI or the cryptography package")
+    import ipaddress
+
     from cryptography.hazmat.primitives import hashes, serialization
     from cryptography.hazmat.primitives.asymmetric import ec
-    import ipaddress
 
     private = ec.generate_private_key(ec.SECP256R1())
     name = x509.Name([x509.NameAttribute(x509.NameOID.COMMON_NAME, "127.0.0.1")])
-    now = datetime.now(timezone.utc)
+    now = datetime.now(UTC)
     built = (x509.CertificateBuilder().subject_name(name).issuer_name(name).public_key(private.public_key())
              .serial_number(x509.random_serial_number()).not_valid_before(now - timedelta(hours=1))
              .not_valid_after(now + timedelta(days=2))
@@ -169,8 +175,8 @@ def test_self_signed_certificate_is_a_tls_error_unless_trusted(cli, reference, c
 
 
 @pytest.mark.parametrize("kind, said", [
-    ("reset", "the body broke off after 670 of the 1340 bytes announced (connection reset); not judged"),
-    ("wrong-content-length", "the body broke off after 1340 of the 2340 bytes announced (the connection closed "
+    ("reset", "the body broke off after 911 of the 1822 bytes announced (connection reset); not judged"),
+    ("wrong-content-length", "the body broke off after 1822 of the 2822 bytes announced (the connection closed "
                              "early); not judged"),
 ])
 def test_broken_off_body_is_an_error_not_a_failure(cli, reference, kind, said):
@@ -356,7 +362,7 @@ def test_client_gives_up_on_a_target_that_keeps_rate_limiting(reference):
     lambda moment: moment.strftime("%a %b %d %H:%M:%S %Y").replace(" 0", "  "),  # asctime, no comma
 ], ids=["imf-fixdate", "rfc850", "asctime"])
 def test_retry_after_http_dates_are_understood(header):
-    moment = datetime.now(timezone.utc).replace(microsecond=0) + timedelta(seconds=30)
+    moment = datetime.now(UTC).replace(microsecond=0) + timedelta(seconds=30)
     assert 27 <= parse_retry_after(header(moment)) <= 30
 
 

@@ -45,10 +45,11 @@ class LeakyAndBroken(Behaviour):
 @pytest.fixture(scope="module")
 def broken_run(tmp_path_factory):
     """One run with a failed MUST, a failed SHOULD and a not-checked requirement."""
-    from conftest import SuiteRun, clean_env, reference_env
-    from conformance.reference import ReferenceServer
     import subprocess
     import sys
+
+    from conformance.reference import ReferenceServer
+    from conftest import SuiteRun, clean_env, reference_env
 
     workdir = tmp_path_factory.mktemp("broken")
     with ReferenceServer(behaviour=LeakyAndBroken()) as server:

@@ -257,7 +257,8 @@ def test_a_run_through_an_http_proxy_gets_its_verdict_and_no_credential_leaks(cl
 
 def test_no_proxy_covering_the_host_goes_straight_to_it(cli, reference, proxy):
     server = reference()
-    run, _ = cli(server=server, env={"HTTP_PROXY": proxy.url, "ALL_PROXY": proxy.url, "NO_PROXY": "example.com, 127.0.0.1"})
+    run, _ = cli(server=server,
+                 env={"HTTP_PROXY": proxy.url, "ALL_PROXY": proxy.url, "NO_PROXY": "example.com, 127.0.0.1"})
     assert run.exit_code == 0 and run.verdict == "conformant", tail(run)
     assert proxy.seen == [], f"{len(proxy.seen)} requests went through the proxy"
     assert "through the proxy" not in run.stdout
@@ -474,7 +475,8 @@ def test_a_retry_after_of_zero_teaches_no_pace():
 
 @pytest.mark.parametrize("headers, limit, remaining, reset, window, rate", [
     ({"X-RateLimit-Limit": "20", "X-RateLimit-Remaining": "0", "X-RateLimit-Reset": "1"}, 20, 0, 1, None, 20),
-    ({"RateLimit-Limit": "100, 100;w=60", "RateLimit-Remaining": "7", "RateLimit-Reset": "12"}, 100, 7, 12, 60, 100 / 60),
+    ({"RateLimit-Limit": "100, 100;w=60", "RateLimit-Remaining": "7", "RateLimit-Reset": "12"},
+     100, 7, 12, 60, 100 / 60),
     ({"RateLimit-Policy": "10;w=1", "RateLimit-Remaining": "3"}, 10, 3, None, 1, 10),
     ({"RateLimit-Policy": '"default";q=600;w=60', "RateLimit": '"default";r=50;t=30'}, 600, 50, 30, 60, 10),
     ({"X-RateLimit-Limit": "5000", "X-RateLimit-Remaining": "4999"}, 5000, 4999, None, None, None),

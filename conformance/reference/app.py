@@ -84,7 +84,8 @@ def create_app(
             response = _error_response(behaviour, internal_error())
         return behaviour.finalize(request, response)
 
-    def routing_error(request: Request, exc: HTTPException) -> Response:
+    def routing_error(request: Request, exc: Exception) -> Response:
+        assert isinstance(exc, HTTPException)
         spec = http_error(exc.status_code, exc.headers)
         return behaviour.finalize(request, _error_response(behaviour, spec))
 

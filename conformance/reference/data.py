@@ -317,7 +317,7 @@ def _jobs_for(
     job_statuses = _status_values(rng, count)
     return [
         _job_row(rng, unique, user_id, organization_id, status, created_at)
-        for status, created_at in zip(job_statuses, created)
+        for status, created_at in zip(job_statuses, created, strict=True)
     ]
 
 
@@ -331,7 +331,7 @@ def _created_at_values(rng: random.Random, count: int, *, tie_runs: int) -> list
     sizes = run_sizes + [1] * (distinct - len(run_sizes))
     values = [
         time.strftime(_CREATED_AT_FORMAT, time.gmtime(_NEWEST_JOB_EPOCH - second))
-        for second, size in zip(seconds, sizes)
+        for second, size in zip(seconds, sizes, strict=True)
         for _ in range(size)
     ]
     rng.shuffle(values)

@@ -143,7 +143,7 @@ class TieOrderDependsOnLimit(Fault):
     description = "Small pages break created_at ties by ascending id, large ones by descending id."
     breaks = ("ORD-02",)
 
-    def select_jobs(self, db: sqlite3.Connection, caller: Caller, query: Query) -> Rows:
+    def select_jobs(self, db: sqlite3.Connection, caller: Caller, query: Query) -> Rows | ErrorSpec:
         if query.limit < DEFAULT_LIMIT:
             return _rows(db, caller, query, order_by="created_at DESC, id ASC")
         return super().select_jobs(db, caller, query)
@@ -273,7 +273,7 @@ class OffsetOffByOne(Fault):
 
     def select_jobs(
         self, db: sqlite3.Connection, caller: Caller, query: Query
-    ) -> list[sqlite3.Row]:
+    ) -> Rows | ErrorSpec:
         if query.offset > 0:
             query = dataclasses.replace(query, offset=query.offset + 1)
         return super().select_jobs(db, caller, query)
@@ -393,7 +393,7 @@ class StatusDropsMatches(Fault):
     breaks = ("STA-02",)
     INDEXED: ClassVar[int] = 200
 
-    def select_jobs(self, db: sqlite3.Connection, caller: Caller, query: Query) -> Rows:
+    def select_jobs(self, db: sqlite3.Connection, caller: Caller, query: Query) -> Rows | ErrorSpec:
         if query.status is None:
             return super().select_jobs(db, caller, query)
         recent = _whole(db, caller)[: self.INDEXED]
@@ -805,7 +805,7 @@ class IsolationLostWithStatus(Fault):
     description = "With a status filter the listing holds every member's jobs of that status."
     breaks = ("ISO-01",)
 
-    def select_jobs(self, db: sqlite3.Connection, caller: Caller, query: Query) -> Rows:
+    def select_jobs(self, db: sqlite3.Connection, caller: Caller, query: Query) -> Rows | ErrorSpec:
         if query.status is None:
             return super().select_jobs(db, caller, query)
         return _organization_rows(db, caller, query)

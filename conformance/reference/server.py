@@ -71,14 +71,15 @@ class ReferenceServer:
         try:
             path = Path(self._tempdir.name) / DATABASE_NAME
             self._fixture = seed_database(path, jobs=self.jobs, seed=self.seed)
-            app = create_app(path, self.behaviour, latency_ms=self.latency_ms)
-            self._log = app.state.request_log
-            app = wrap(app, path, self._log, live=self.live, rate_limit=self.rate_limit,
+            starlette_app = create_app(path, self.behaviour, latency_ms=self.latency_ms)
+            self._log = starlette_app.state.request_log
+            app = wrap(starlette_app, path, self._log, live=self.live, rate_limit=self.rate_limit,
                        misbehaviour=self.misbehaviour)
             self.modes = app if isinstance(app, Modes) else None
             config = uvicorn.Config(
                 app,
-                **self._ssl,
+                ssl_certfile=self._ssl.get("ssl_certfile"),
+                ssl_keyfile=self._ssl.get("ssl_keyfile"),
                 host=HOST,
                 port=self._requested_port,
                 log_level="warning",
@@ -162,7 +163,7 @@ class ReferenceServer:
         """Environment variables that point ``conformance run`` at this server with every
         credential and the dataset (written into ``dataset_dir``)."""
         values = {**self.settings(), "dataset": str(self.fixture.write_dataset(dataset_dir / "dataset.json"))}
-        return {SPECS_BY_NAME[name].env: value for name, value in values.items()}
+        return {str(SPECS_BY_NAME[name].env): value for name, value in values.items()}
 
     def credential_exports(self) -> list[str]:
         """One ``export VARIABLE=value`` line per credential, named as the suite reads them."""
