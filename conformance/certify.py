@@ -62,7 +62,11 @@ MUST_ANY_SETTINGS: dict[str, tuple[str, ...]] = {
     "AUTH-09": ("revoked_api_key", "expired_bearer_token"),
 }
 
-from conformance.results import BEARER_MAY, BEARER_SETTING  # noqa: E402  (re-exported)
+# Bearer tokens are optional: the rule lives with the verdict (conformance.results); certify and verify
+# name the same things.
+BEARER_SETTING = results_model.BEARER_SETTING
+BEARER_MAY = results_model.BEARER_MAY
+BEARER_MUSTS = results_model.BEARER_MUSTS
 
 # The contract versions whose bundles this verifier judges: the one the catalogue holds.
 SUPPORTED_CONTRACT_VERSIONS: tuple[str, ...] = (catalogue.CONTRACT_VERSION,)
