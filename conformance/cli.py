@@ -137,7 +137,7 @@ def command_run(args: argparse.Namespace) -> int:
     from conformance import certify, output, summary
     from conformance.client import RequestFailed
     from conformance.plugin import ConformancePlugin
-    from conformance.session import RunContext
+    from conformance.session import CredentialRefused, RunContext
 
     options = {spec.name: getattr(args, spec.name) for spec in config.SETTINGS}
     settings = certify.prepare(config.resolve(options, config_file=args.config), args.pytest_args)
@@ -152,8 +152,10 @@ def command_run(args: argparse.Namespace) -> int:
             except RequestFailed as error:
                 print(f"conformance: target unreachable: {error}", file=sys.stderr)
                 return EXIT_UNREACHABLE
+            except CredentialRefused as error:
+                return _ended_before_checks(context, "error", str(error))
             except KeyboardInterrupt:
-                return _interrupted_before_checks(context)
+                return _ended_before_checks(context, "interrupted", "interrupted (SIGINT) before the first check")
             pytest_args = [str(CHECKS_DIR), "-q", "-p", "no:cacheprovider", "--tb=short", "-rN",
                            "-W", "ignore::pytest.PytestAssertRewriteWarning",
                            *[a for a in args.pytest_args if a != "--"]]
@@ -175,18 +177,23 @@ def command_run(args: argparse.Namespace) -> int:
             context.close()
 
 
-def _interrupted_before_checks(context) -> int:
+def _ended_before_checks(context, verdict: str, reason: str) -> int:
+    """Reports for a run that judged nothing: verdict ``interrupted`` (exit 130) or ``error``
+    (exit 3), with the reason on one console line."""
     from conformance import gate, reports, summary
 
-    context.result.interrupted = "interrupted (SIGINT) before the first check"
+    if verdict == "interrupted":
+        context.result.interrupted = reason
+    else:
+        context.result.run_error = reason
     context.result.finished_at = context.result.started_at
     reports.write_results_json(context.result, context.settings.report_dir, context.client.redactor)
     reports.write_junit(context.result, context.settings.report_dir, context.client.redactor)
     written = summary.write(context.result, gate.decide(context.result, context.settings),
                             context.settings.report_dir, context.client.redactor)
-    print(f"verdict: INTERRUPTED ({context.result.interrupted})", file=sys.stderr)
+    print(f"verdict: {verdict.upper()} ({reason})", file=sys.stderr)
     summary.print_artifacts(context.settings.report_dir, written, file=sys.stderr)
-    return EXIT_INTERRUPTED
+    return context.result.exit_code()
 
 
 def _write_bundle(settings: config.Settings) -> Path:

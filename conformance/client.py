@@ -153,17 +153,6 @@ class Exchange:
     elapsed_s: float = 0.0
     error: str | None = None
     retried: bool = False
-    # Sent ahead of the check that judges it (conformance.prefetch): that check counts it as
-    # its own when it first reads it, through :meth:`claim`.
-    ahead: bool = field(default=False, compare=False, repr=False)
-    _claimed: bool = field(default=False, compare=False, repr=False)
-
-    def claim(self) -> bool:
-        """True the first time a check reads this exchange when it was sent ahead for it."""
-        with _CLAIMS:
-            first = self.ahead and not self._claimed
-            self._claimed = True
-        return first
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -175,19 +164,7 @@ class Exchange:
         }
 
 
-_CLAIMS = threading.Lock()
-_sending_ahead: ContextVar[bool] = ContextVar("sending_ahead", default=False)
 _recorders: ContextVar[tuple[list[Exchange], ...]] = ContextVar("recorders", default=())
-
-
-@contextmanager
-def sending_ahead() -> Iterator[None]:
-    """Mark every exchange sent in this context as sent ahead of the check that will judge it."""
-    token = _sending_ahead.set(True)
-    try:
-        yield
-    finally:
-        _sending_ahead.reset(token)
 
 
 @contextmanager
@@ -1139,7 +1116,6 @@ class TargetClient:
                 url=self.redactor.text(url),
                 request_headers=self.redactor.headers(headers.items()),
                 curl=self._curl(url, credential),
-                ahead=_sending_ahead.get(),
             )
             with self._lock:
                 self.request_count += 1

@@ -236,6 +236,10 @@ SETTINGS: tuple[SettingSpec, ...] = (
     SettingSpec("signing_key", "--signing-key", "CONFORMANCE_SIGNING_KEY",
                 "certify: Ed25519 private key (PEM, from 'conformance keygen') that signs the "
                 "bundle's manifest", parse=Path, metavar="FILE"),
+    SettingSpec("judge_anyway", "--judge-anyway", "CONFORMANCE_JUDGE_ANYWAY",
+                "judge the deployment even when it refuses the main credential at the preflight "
+                "(by default that ends the run: verdict error, exit 3)", parse=_boolean, default=False,
+                flag=True),
     SettingSpec("strict", "--strict", "CONFORMANCE_STRICT",
                 "release gate: verdict incomplete (a MUST not checked) exits 1, not 0, listing "
                 "the MUSTs not checked", parse=_boolean, default=False, flag=True),
@@ -284,6 +288,7 @@ class Settings:
     profile: str = _default("profile")
     product: Path | None = None
     signing_key: Path | None = None
+    judge_anyway: bool = _default("judge_anyway")
     strict: bool = _default("strict")
     baseline: Path | None = None
     sources: dict[str, str] = field(default_factory=dict, compare=False)

@@ -11,6 +11,7 @@ from conformance.client import Exchange
 
 _sink: ContextVar[Callable[[Exchange], None] | None] = ContextVar("evidence_sink", default=None)
 _judged: ContextVar[Exchange | None] = ContextVar("judged_exchange", default=None)
+_remarks: ContextVar[Callable[[str], None] | None] = ContextVar("remark_sink", default=None)
 
 
 def note(exchange: Exchange) -> None:
@@ -32,12 +33,22 @@ def judged() -> Exchange | None:
     return _judged.get()
 
 
+def remark(text: str | None) -> None:
+    """Say what the running check covered (its message when it passes), e.g. that it compared
+    a prefix of the listing plus its last page rather than the whole listing."""
+    sink = _remarks.get()
+    if sink is not None and text:
+        sink(text)
+
+
 @contextmanager
-def collecting(sink: Callable[[Exchange], None]) -> Iterator[None]:
+def collecting(sink: Callable[[Exchange], None], remarks: Callable[[str], None] | None = None) -> Iterator[None]:
     token = _sink.set(sink)
     judged_token = _judged.set(None)
+    remarks_token = _remarks.set(remarks)
     try:
         yield
     finally:
+        _remarks.reset(remarks_token)
         _judged.reset(judged_token)
         _sink.reset(token)

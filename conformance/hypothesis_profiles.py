@@ -16,14 +16,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import hypothesis
 from hypothesis import HealthCheck, Phase, settings
 from hypothesis.configuration import set_hypothesis_home_dir
 
 from conformance.config import Settings
 
-CI_EXAMPLES = 100
+# Examples per property. The default (ci) sends few: the parametrized checks probe the chosen
+# points of the request space, and more examples caught no more faults; thorough spends more.
+CI_EXAMPLES = 15
+QUICK_EXAMPLES = 5
+THOROUGH_EXAMPLES = 1000
 CI_SEED = 0
-EXAMPLES_PER_WALK = 10  # the stateful walk runs once per ten examples of the property
+EXAMPLES_PER_WALK = 20  # the stateful walk runs once per twenty examples of the property (at least once)
 WALK_STEPS = 10
 
 _COMMON: dict[str, Any] = {
@@ -37,9 +42,9 @@ _COMMON: dict[str, Any] = {
     "stateful_step_count": WALK_STEPS,
 }
 PROFILES: dict[str, dict[str, Any]] = {
-    "quick": {"max_examples": CI_EXAMPLES // 4},
+    "quick": {"max_examples": QUICK_EXAMPLES},
     "ci": {"max_examples": CI_EXAMPLES, "derandomize": True},
-    "thorough": {"max_examples": CI_EXAMPLES * 10},
+    "thorough": {"max_examples": THOROUGH_EXAMPLES},
 }
 
 def register() -> None:
@@ -56,11 +61,11 @@ class HypothesisRun:
     seed: int
     examples: int
 
-    def settings(self) -> settings:
+    def settings(self) -> hypothesis.settings:
         """Settings for a property: the profile with this run's example count."""
         return settings(settings.get_profile(self.profile), max_examples=self.examples)
 
-    def walk_settings(self) -> settings:
+    def walk_settings(self) -> hypothesis.settings:
         """Settings for the stateful walk: one walk per ``EXAMPLES_PER_WALK`` examples."""
         return settings(self.settings(), max_examples=max(1, self.examples // EXAMPLES_PER_WALK))
 

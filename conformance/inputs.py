@@ -14,9 +14,13 @@ from conformance.model import Walk
 
 LIMIT_MIN, LIMIT_MAX, LIMIT_DEFAULT = 1, 100, 50
 PAGE_SIZES = (1, 2, 7, 50, 99, 100)
-TILING_PAGE_SIZES = (1, 2, 7, 50, 99)
-TILING_REQUEST_BUDGET = 60
-MAX_TIE_RUNS = 20
+# Page sizes whose pages, joined from offset 0, must give the listing (ORD-02). Smaller sizes
+# cost a request per job or two and caught nothing more; the client walk of the properties
+# joins pages of every size.
+TILING_PAGE_SIZES = (50, 99)
+TILING_REQUEST_BUDGET = 6  # pages per size: the first 300 and 594 jobs, whatever the listing's length
+# Runs of jobs sharing a created_at that ORD-02 asks twice and splits between pages.
+MAX_TIE_RUNS = 2
 FAR_OFFSET = 1_000_000_000
 
 INVALID_LIMITS = ("0", "101", "-1", "1000", "abc", "1.5", "")
@@ -34,11 +38,12 @@ class Position:
     needs_end: bool
 
     def offset(self, listing: Walk) -> int | None:
-        """The offset, or None when the listing is too short or its end is unknown."""
-        size = len(listing)
-        if self.needs_end and not listing.complete:
+        """The offset, or None when the listing is too short or its end is unknown. A listing
+        known as a prefix plus its last page has "inside" in the prefix and the end in the page."""
+        size = listing.size
+        if self.needs_end and not listing.end_known:
             return None
-        offsets = {"first": 0, "second": 1, "inside": size // 3, "near-end": size - 3,
+        offsets = {"first": 0, "second": 1, "inside": len(listing) // 3, "near-end": size - 3,
                    "last": size - 1, "end": size, "past-end": size + 1}
         offset = offsets[self.name]
         return offset if 0 <= offset <= size + 1 and (size >= 2 or self.name == "first") else None
@@ -47,6 +52,30 @@ class Position:
 WINDOW_POSITIONS = tuple(Position(name, needs_end) for name, needs_end in (
     ("first", False), ("second", False), ("inside", False), ("near-end", True), ("last", True)))
 PAST_END_POSITIONS = tuple(Position(name, True) for name in ("end", "past-end"))
+_POSITIONS = {position.name: position for position in WINDOW_POSITIONS + PAST_END_POSITIONS}
+
+# The windows (page size, position) whose size and jobs LIM-02 and OFF-02 judge: every page
+# size at the first job (the pages LIM-04 asks for anyway), and at each other position a small
+# or a large size (a small and a large one inside), so that a page is cut by its limit inside
+# the listing and by the end of the listing near it. Not every pair: each pair is a request,
+# and the pairs left out caught nothing the others did not.
+WINDOWS = tuple((limit, _POSITIONS["first"]) for limit in PAGE_SIZES) + tuple(
+    (limit, _POSITIONS[name]) for name, limits in (("second", (7,)), ("inside", (2, 100)),
+                                                   ("near-end", (50,)), ("last", (1,)))
+    for limit in limits)
+# One of those pages, whatever the listing's length (offset 1, limit 7): ORD-02 asks it once
+# more, ROB-02 asks it with an unknown parameter.
+INNER_PAGE = {"limit": 7, "offset": 1}
+def window_id(value: object) -> str:
+    """A window's part in a check id: ``7-inside``."""
+    return value.name if isinstance(value, Position) else str(value)
+
+
+# The windows at and past the end that OFF-03 judges empty.
+PAST_END_WINDOWS = ((1, _POSITIONS["end"]), (50, _POSITIONS["past-end"]))
+# The page size OFF-05 reads the offset echo from at each position: one of the windows above.
+ECHO_WINDOWS = tuple(next(window for window in WINDOWS + PAST_END_WINDOWS if window[1] is position)
+                     for position in WINDOW_POSITIONS + PAST_END_POSITIONS)
 
 
 def near_miss_keys(real: Credential) -> dict[str, Credential]:

@@ -195,7 +195,7 @@ def lost_by_the_listing(actual: Sequence[Job], expected_ids: Sequence[str], posi
 
 def difference_position(actual: Sequence[str], expected: Sequence[str]) -> int:
     """The first position where ``actual`` differs from ``expected``."""
-    return next((position for position, (got, want) in enumerate(zip(actual, expected)) if got != want),
+    return next((position for position, (got, want) in enumerate(zip(actual, expected, strict=False)) if got != want),
                 min(len(actual), len(expected)))
 
 
@@ -212,20 +212,24 @@ def culprit_at(evidence: Culprit | None, position: int) -> Exchange | None:
 
 
 def first_difference(actual: Sequence[str], expected: Sequence[str]) -> str:
-    for position, (got, want) in enumerate(zip(actual, expected)):
+    for position, (got, want) in enumerate(zip(actual, expected, strict=False)):
         if got != want:
-            where = f"found at position {expected.index(got)} of the expected sequence" if got in expected else "not in the expected sequence"
+            where = (f"found at position {expected.index(got)} of the expected sequence" if got in expected
+                     else "not in the expected sequence")
             return (f"position {position} holds {short_id(got)} ({where}) but the listing has "
                     f"{short_id(want)} there")
     if len(actual) > len(expected):
-        return f"{len(actual)} jobs where {len(expected)} were due; extra from position {len(expected)}: {short_id(actual[len(expected)])}"
-    return f"{len(actual)} jobs where {len(expected)} were due; missing from position {len(actual)}: {short_id(expected[len(actual)])}"
+        return (f"{len(actual)} jobs where {len(expected)} were due; extra from position {len(expected)}: "
+                f"{short_id(actual[len(expected)])}")
+    return (f"{len(actual)} jobs where {len(expected)} were due; missing from position {len(actual)}: "
+            f"{short_id(expected[len(actual)])}")
 
 
-def created_at_order_problem(jobs: Sequence[Job]) -> str | None:
-    """The first place where ``created_at`` increases along ``jobs`` (newest first expected)."""
+def created_at_order_problem(jobs: Sequence[Job], positions: Sequence[int] | None = None) -> str | None:
+    """The first place where ``created_at`` increases along ``jobs`` (newest first expected);
+    ``positions`` are the jobs' places in the listing when they are not 0, 1, 2, ..."""
     previous = None
-    for position, job in enumerate(jobs):
+    for position, job in zip(range(len(jobs)) if positions is None else positions, jobs, strict=True):
         moment = parse_timestamp(job.get("created_at"))
         if moment is None:
             continue

@@ -6,6 +6,7 @@ page with a slice of the walked listing, a filter check with a subsequence of it
 
 from __future__ import annotations
 
+import dataclasses
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -15,13 +16,23 @@ from typing import Any
 
 from conformance import evidence
 from conformance.client import Exchange, RequestFailed, Response
-from conformance.prefetch import Outcome, Shared, StopAhead, gather, running_ahead
+from conformance.shared import Outcome, Shared, gather
 
 WALK_PAGE_SIZE = 100
+# Finding the end of a listing longer than --max-listing: limit=1 probes at doubling offsets
+# until one is empty, then bisection until the end is known to within END_SLACK jobs; one
+# page of LAST_PAGE_SIZE jobs ending at the empty offset then gives the exact end and the
+# last page (at least LAST_PAGE_SIZE - END_SLACK jobs). Past MAX_END_OFFSET the search gives up.
+END_SLACK = 50
+LAST_PAGE_SIZE = 100
+MAX_END_OFFSET = 2**40
 # Walks a run spends confirming a listing that keeps changing; past them, a comparison that
 # differs on a listing already seen changing is not checked without walking it again.
 MAX_REWALKS = 25
-# Pages a walk of unknown length fetches at once past the last one it has (1, 2, 4, then 8):
+# A filtered walk of a listing longer than --max-listing compares at most this many jobs: the
+# filtered listing's first jobs, as many as the walked prefix holds of its status, up to this.
+MAX_FILTERED_PREFIX = 200
+# Pages a walk of unknown length fetches at once past the last one it has (1, 1, 2, 4, then 8):
 # at most this many requests past the end of a listing, for a few round trips in all.
 MAX_SPECULATIVE_PAGES = 8
 
@@ -46,7 +57,13 @@ class ListingChanged(Exception):
 
 @dataclass(frozen=True)
 class Walk:
-    """The jobs seen by walking pages of one size from offset 0 until a short page."""
+    """The jobs seen by walking pages of one size from offset 0 until a short page.
+
+    A walk that stopped at --max-listing holds a prefix of the listing. The listing's walk then
+    finds where the listing ends (:meth:`ListingModel.listing`): ``total`` is its length and
+    ``tail`` its last page, the jobs ``[total - len(tail), total)``. Positions between the
+    prefix and the last page are unknown.
+    """
 
     jobs: tuple[Job, ...]
     complete: bool
@@ -54,22 +71,79 @@ class Walk:
     requests: int
     status: str | None = None
     pages: tuple[Exchange, ...] = field(default=(), compare=False, repr=False)
+    total: int | None = None
+    tail: tuple[Job, ...] = ()
+    tail_page: Exchange | None = field(default=None, compare=False, repr=False)
 
     @property
     def ids(self) -> list[str]:
         return [job_id(job) for job in self.jobs]
 
     def __len__(self) -> int:
+        """The jobs walked from offset 0 (the whole listing when complete)."""
         return len(self.jobs)
 
-    def window(self, offset: int, limit: int) -> list[Job]:
-        return list(self.jobs[offset : offset + limit])
+    @property
+    def end_known(self) -> bool:
+        """Whether the listing's length is known: walked whole, or its end found past the prefix."""
+        return self.complete or self.total is not None
 
-    def covers(self, end: int) -> bool:
-        """True when the walk knows every position before ``end`` (or the whole listing)."""
-        return self.complete or end <= len(self.jobs)
+    @property
+    def size(self) -> int:
+        """The listing's length when known, else the length of the walked prefix."""
+        return self.total if self.total is not None and not self.complete else len(self.jobs)
+
+    @property
+    def partial(self) -> bool:
+        """A prefix plus the last page: the end is known, the middle is not."""
+        return not self.complete and self.total is not None
+
+    @property
+    def tail_start(self) -> int:
+        return self.size - len(self.tail)
+
+    def job_at(self, position: int) -> Job | None:
+        """The job at ``position``, when the walk knows it."""
+        if 0 <= position < len(self.jobs):
+            return self.jobs[position]
+        if self.tail and self.tail_start <= position < self.size:
+            return self.tail[position - self.tail_start]
+        return None
+
+    def window(self, offset: int, limit: int) -> list[Job]:
+        """The jobs ``[offset, offset + limit)`` as far as the walk knows them from ``offset`` on
+        (all of them when :meth:`knows` the window; none past a known end)."""
+        stop = min(offset + limit, self.size) if self.end_known else offset + limit
+        if offset < len(self.jobs):
+            found = list(self.jobs[offset:stop])
+            position = offset + len(found)
+            if position < stop and self.tail and self.tail_start <= position:
+                found += self.tail[position - self.tail_start : stop - self.tail_start]
+            return found
+        if self.tail and self.tail_start <= offset:
+            return list(self.tail[offset - self.tail_start : stop - self.tail_start])
+        return []
+
+    def knows(self, offset: int, limit: int) -> bool:
+        """True when the walk knows every position of the window ``[offset, offset + limit)``:
+        inside the walked prefix, inside the last page, or past the known end."""
+        if self.complete or offset + limit <= len(self.jobs):
+            return True
+        if not self.end_known:
+            return False
+        stop = min(offset + limit, self.size)
+        return offset >= stop or len(self.window(offset, limit)) == stop - offset
+
+    def known(self) -> list[tuple[int, Job]]:
+        """Every job the walk knows, with its position: the prefix, then the last page."""
+        pairs = list(enumerate(self.jobs))
+        if self.tail:
+            start = max(self.tail_start, len(self.jobs))
+            pairs += [(position, self.tail[position - self.tail_start]) for position in range(start, self.size)]
+        return pairs
 
     def with_status(self, status: str) -> list[Job]:
+        """The jobs of ``status`` in the walked prefix (a prefix of the filtered listing)."""
         return [job for job in self.jobs if job.get("status") == status]
 
     def tie_runs(self) -> list[tuple[int, int]]:
@@ -86,6 +160,8 @@ class Walk:
 
     def exchange_at(self, position: int) -> Exchange | None:
         """The exchange of the page that returned the job at ``position``."""
+        if position >= len(self.jobs) and self.tail and self.tail_start <= position:
+            return self.tail_page
         page = position // self.page_size
         return self.pages[page] if page < len(self.pages) else None
 
@@ -103,8 +179,19 @@ class Walk:
         return self.exchange_at(starts[0]) if starts else None
 
     def describe(self) -> str:
-        scope = "the whole listing" if self.complete else f"the first {len(self.jobs)} jobs"
-        return f"{scope} ({len(self.jobs)} jobs)"
+        if self.complete:
+            return f"the whole listing ({len(self.jobs)} jobs)"
+        if self.partial:
+            return (f"a prefix of {len(self.jobs)} jobs plus the last page (jobs {self.tail_start}-{self.size - 1} "
+                    f"of {self.size})")
+        return f"the first {len(self.jobs)} jobs ({len(self.jobs)} jobs)"
+
+    def coverage_note(self) -> str | None:
+        """What a check judging the whole listing covered, when it is not the whole listing."""
+        if self.partial:
+            return (f"judged {self.describe()}: the listing is longer than --max-listing, so its middle "
+                    "was not walked")
+        return None
 
 
 def job_id(job: Any) -> str:
@@ -143,8 +230,9 @@ def page_jobs(response: Response) -> list[Job]:
 class ListingModel:
     """Walks of the caller's listing and a cache of pages, shared by all checks of a run.
 
-    Thread-safe: checks run ahead (:mod:`conformance.prefetch`) ask for the same pages and
-    walks at once; each is fetched once, by whichever thread asks first.
+    Thread-safe: the requests the checks declared (:mod:`conformance.plan`) are fetched
+    concurrently, and a page or walk asked for twice at once is fetched once, by whichever
+    thread asks first.
     """
 
     def __init__(self, fetch: Fetch, *, max_jobs: int, concurrency: int = 1) -> None:
@@ -164,13 +252,53 @@ class ListingModel:
         return self._shared.get(("page", query), lambda: self._fetch(dict(query)))
 
     def listing(self) -> Walk:
-        """The listing walked with limit=100 (up to ``max_jobs``), once per run."""
-        return self._shared.get(("walk", None), lambda: self.walk(WALK_PAGE_SIZE), note=False)
+        """The listing walked with limit=100 (up to ``max_jobs``), once per run. A listing longer
+        than that has its end found (:meth:`find_end`): the walk holds the prefix and the last page."""
+        return self._shared.get(("walk", None), lambda: self.find_end(self.walk(WALK_PAGE_SIZE)), note=False)
+
+    def find_end(self, walk: Walk, *, fresh: bool = False) -> Walk:
+        """``walk`` (a prefix that stopped at --max-listing) with the listing's length and last
+        page, found by searching ``offset`` instead of walking: limit=1 probes at offsets 1, 2,
+        4, ... (those inside the prefix are known to hold a job) until one is empty, then
+        bisection. ``walk`` as it is when it is complete, or when a probe got no usable page
+        (the end stays unknown, as it was)."""
+        if walk.complete or len(walk) == 0:
+            return walk
+        fetch = self._fetch if fresh else (lambda params: self.page(**params))
+
+        def holds_a_job(offset: int) -> bool:
+            return bool(page_jobs(fetch({"limit": 1, "offset": offset})))
+
+        try:
+            low = len(walk) - 1  # the last offset known to hold a job
+            if holds_a_job(len(walk)):  # the walk asked this already: one past its last job
+                low = len(walk)
+            high = 1 << low.bit_length()  # the first power of two past it
+            while holds_a_job(high):
+                low, high = high, high * 2
+                if high > MAX_END_OFFSET:
+                    return walk
+            while high - low > END_SLACK:
+                middle = (low + high) // 2
+                if holds_a_job(middle):
+                    low = middle
+                else:
+                    high = middle
+            start = max(high - LAST_PAGE_SIZE, 0)
+            response = fetch({"limit": LAST_PAGE_SIZE, "offset": start})
+            last = page_jobs(response)[:LAST_PAGE_SIZE]
+        except (ListingUnavailable, RequestFailed):
+            return walk
+        total = start + len(last)
+        if not low < total <= high:  # the listing changed during the search
+            return walk
+        return dataclasses.replace(walk, total=total, tail=tuple(last), tail_page=response.exchange)
 
     def filtered(self, status: str | None) -> Walk:
         """The listing filtered by ``status``, walked once per run as far as the checks compare it
         with the listing: whole when the listing is, else its first jobs up to the end of the
-        listing's walked prefix (as many as the prefix holds of ``status``)."""
+        listing's walked prefix (as many as the prefix holds of ``status``, at most
+        :data:`MAX_FILTERED_PREFIX`)."""
         if status is None:
             return self.listing()
         walk = self._shared.get(("walk", status), lambda: self._walk_filtered(status), note=False)
@@ -183,7 +311,7 @@ class ListingModel:
         expected = len(listing.with_status(status))
         if listing.complete:
             return self.walk(WALK_PAGE_SIZE, status=status, expect=expected)
-        return self.walk(WALK_PAGE_SIZE, status=status, max_jobs=expected)
+        return self.walk(WALK_PAGE_SIZE, status=status, max_jobs=min(expected, MAX_FILTERED_PREFIX))
 
     def walk(self, page_size: int, *, status: str | None = None, max_jobs: int | None = None,
              expect: int | None = None, fresh: bool = False) -> Walk:
@@ -193,7 +321,7 @@ class ListingModel:
         (``offset=max_jobs&limit=1``) tells whether the listing ends there. Pages known to be
         needed are fetched together: every page up to ``max_jobs`` when it is given, or up to
         the short page after ``expect`` jobs; past them (or from the start, when nothing is
-        known) 1, 2, 4, then 8 pages at a time. ``fresh`` sends every page again instead of
+        known) 1, 1, 2, 4, then 8 pages at a time. ``fresh`` sends every page again instead of
         reading the run's cache.
         """
         cap = self.max_jobs if max_jobs is None else max_jobs
@@ -227,6 +355,8 @@ class ListingModel:
         walk = self._shared.peek(("walk", None))
         if walk is not None:
             facts.update(jobs=len(walk), complete=walk.complete)
+            if walk.partial:
+                facts.update(size=walk.size, last_page=[walk.tail_start, walk.size])
         return facts
 
     def refresh(self) -> bool:
@@ -235,8 +365,6 @@ class ListingModel:
 
         A listing already seen changing on :data:`MAX_REWALKS` walks is presumed to change
         still: True without a walk, and the model keeps what it holds."""
-        if running_ahead():
-            raise StopAhead("only a check's real run walks the listing again")
         with self._lock:
             if self.changed and self.rewalks >= MAX_REWALKS:
                 return True
@@ -246,6 +374,8 @@ class ListingModel:
                               expect=len(before.jobs), fresh=True)
             if after.ids == before.ids and not _fields_changed(before.jobs, after.jobs):
                 return False
+            if before.partial:
+                after = self.find_end(after, fresh=True)
             self.changed = True
             shared = Shared()
             shared.put(("walk", None), after)
@@ -289,9 +419,11 @@ def _extend(jobs: list[Job], pages: list[Exchange], outcomes: Sequence[Outcome],
 
 
 def _batch_sizes(known_pages: int) -> Iterator[int]:
-    """Pages fetched at once: those known to be needed, then 1, 2, 4, 8, 8, ..."""
+    """Pages fetched at once: those known to be needed, then 1, 1, 2, 4, 8, 8, ... (a short
+    listing costs no request past its end; a long one few round trips)."""
     if known_pages:
         yield known_pages
+    yield 1
     size = 1
     while True:
         yield size
@@ -311,7 +443,7 @@ _MOVING_FIELDS = ("status", "progress", "result_track_id")
 
 
 def _fields_changed(before: Sequence[Job], after: Sequence[Job]) -> bool:
-    return any(_moving(old) != _moving(new) for old, new in zip(before, after))
+    return any(_moving(old) != _moving(new) for old, new in zip(before, after, strict=False))
 
 
 def _moving(job: Any) -> Any:

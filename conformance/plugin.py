@@ -12,7 +12,7 @@ import sys
 import time
 from collections.abc import Generator, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from conformance import (
     html,
     hypothesis_profiles,
     output,
+    plan,
     reports,
     selection,
     summary,
@@ -33,7 +34,7 @@ from conformance import (
 from conformance.client import Exchange, RequestFailed
 from conformance.model import ListingChanged, ListingModel, ListingUnavailable, Walk
 from conformance.results import CheckRecord
-from conformance.session import RunContext, Target
+from conformance.session import CredentialRefused, RunContext, Target
 
 PLUGIN_NAME = "conformance-run"
 PLUGIN_KEY = pytest.StashKey["ConformancePlugin"]()
@@ -76,6 +77,8 @@ def pytest_addoption(parser: pytest.Parser, pluginmanager: pytest.PytestPluginMa
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", f"{REQUIREMENT_MARK}(*ids): contract requirement ids a check verifies")
     config.addinivalue_line("markers", f"{RUN_LAST_MARK}: a check that judges the whole run; it runs last")
+    config.addinivalue_line("markers", f"{plan.NEEDS_MARK}(declare): the requests a check needs, fetched before "
+                                       "the checks run (conformance/plan.py)")
     plugin = next((p for p in config.pluginmanager.get_plugins() if isinstance(p, ConformancePlugin)), None)
     if plugin is None:  # plain pytest: open the run from the options; `conformance run` passes its own
         plugin = ConformancePlugin(_open_from_options(config), owns_context=True)
@@ -109,7 +112,9 @@ def model(request: pytest.FixtureRequest) -> ListingModel:
 @pytest.fixture(scope="session")
 def hypothesis_run(request: pytest.FixtureRequest) -> hypothesis_profiles.HypothesisRun:
     """The run's Hypothesis profile, seed and example count."""
-    return request.config.stash[PLUGIN_KEY].hypothesis
+    run = request.config.stash[PLUGIN_KEY].hypothesis
+    assert run is not None  # configured with the plugin
+    return run
 
 
 @pytest.fixture
@@ -182,6 +187,9 @@ def _open_from_options(pytest_config: pytest.Config) -> RunContext:
     except RequestFailed as error:
         context.close()
         pytest.exit(f"target unreachable: {error}", returncode=3)
+    except CredentialRefused as error:
+        context.close()
+        pytest.exit(f"nothing judged: {error}", returncode=3)
     return context
 
 
@@ -244,7 +252,8 @@ class ConformancePlugin:
         for item in items:
             ids = requirement_ids(item)
             if not ids:
-                raise pytest.UsageError(f"{check_id(item)} cites no requirement (mark it with @pytest.mark.requirement)")
+                raise pytest.UsageError(f"{check_id(item)} cites no requirement "
+                                        "(mark it with @pytest.mark.requirement)")
             for rid in ids:
                 catalogue.get(rid)
         self._collected = len(items)
@@ -281,9 +290,15 @@ class ConformancePlugin:
     def pytest_collection_finish(self, session: pytest.Session) -> None:
         if not session.items:
             self._nothing_selected(session.config)
-        # The selected checks run ahead so their requests overlap (conformance/prefetch.py).
-        if not session.config.option.collectonly:
-            self.context.ahead.start(session.items)
+
+    @pytest.hookimpl(tryfirst=True)
+    def pytest_runtestloop(self, session: pytest.Session) -> None:
+        """Before the first check runs: fetch what the selected checks declared (conformance/plan.py)."""
+        if session.config.option.collectonly or not session.items:
+            return
+        self.context.engine.fetch(session.items, {"target": self.context.target, "model": self.context.model,
+                                                  "listing": self.context.model.listing,
+                                                  "hypothesis_run": self.hypothesis})
 
     def _nothing_selected(self, pytest_config: pytest.Config) -> None:
         """A selection that leaves no check is a usage error: no check runs and no report is
@@ -300,6 +315,8 @@ class ConformancePlugin:
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_protocol(self, item: pytest.Item) -> Generator[None, Any, Any]:
         record = CheckRecord(check_id(item), requirement_ids(item))
+        # What the plan fetched for it: the requests it was the first to declare.
+        record.requests_sent += len(self.context.engine.sent_for(record.id))
         self.records[record.id] = record
         self.context.result.checks.append(record)
         self._current = record
@@ -322,7 +339,8 @@ class ConformancePlugin:
     def pytest_runtest_call(self, item: pytest.Item) -> Generator[None, Any, Any]:
         self._phase = "call"
         try:
-            with _judged_exceptions(), evidence.collecting(self._judged), self.context.ahead.replaying(item):
+            with (_judged_exceptions(), evidence.collecting(self._judged, self._remark),
+                  self.context.engine.answering(item)):
                 try:
                     return (yield)
                 except ListingChanged as error:
@@ -346,12 +364,17 @@ class ConformancePlugin:
             pytest.skip(f"{error}: the comparison was repeated against a fresh walk and still differed")
 
     def _capture(self, exchange: Exchange) -> None:
-        if self._current is not None and self._phase == "call" and not exchange.ahead:
+        if self._current is not None and self._phase == "call":
             self._current.attach(exchange, sent=True)
 
+    def _remark(self, text: str) -> None:
+        """What the running check says it covered: its message when it passes."""
+        if self._current is not None and text not in (self._current.note or ""):
+            self._current.note = f"{self._current.note}; {text}" if self._current.note else text
+
     def _judged(self, exchange: Exchange) -> None:
-        if self._current is not None:  # sent ahead for this check: it counts as sent by it
-            self._current.attach(exchange, sent=exchange.claim())
+        if self._current is not None:  # a shared answer, or one the plan fetched (counted already)
+            self._current.attach(exchange, sent=False)
 
     @pytest.hookimpl(wrapper=True)
     def pytest_runtest_makereport(self, item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
@@ -364,7 +387,7 @@ class ConformancePlugin:
             self._record_outcome(record, report, call)
         self._redact(report)
         if report.when == "call" or (report.when == "setup" and report.outcome != "passed"):
-            report.extras = getattr(report, "extras", []) + html.check_extras(record)
+            setattr(report, "extras", getattr(report, "extras", []) + html.check_extras(record))  # noqa: B010 - pytest-html's
         return report
 
     def _record_outcome(self, record: CheckRecord, report: pytest.TestReport, call: pytest.CallInfo[None]) -> None:
@@ -431,7 +454,6 @@ class ConformancePlugin:
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:
-        self.context.ahead.stop()
         if self.usage_error is not None:
             return
         result = self.context.result
@@ -439,7 +461,7 @@ class ConformancePlugin:
             self._interrupted()
         if exitstatus == pytest.ExitCode.INTERNAL_ERROR and not result.run_error:
             result.run_error = "internal error of the suite (see the console)"
-        result.finished_at = datetime.now(timezone.utc)
+        result.finished_at = datetime.now(UTC)
         result.requests = self.context.client.request_count
         result.listing = self.context.model.facts()
         redactor = self.context.client.redactor
@@ -457,7 +479,7 @@ class ConformancePlugin:
         terminalreporter.section("conformance verdict")
         for line in reports.summary_lines(self.context.result, self.html_path):
             terminalreporter.write_line(line)
-        terminalreporter.write_line(self.context.ahead.describe())
+        terminalreporter.write_line(self.context.engine.describe())
         for line in self.decision.lines() if self.decision is not None else ():
             terminalreporter.write_line(line)
         if self.owns_context:  # `conformance run` names the artifacts as its last lines
@@ -489,7 +511,7 @@ class ConformancePlugin:
     @pytest.hookimpl(optionalhook=True)
     def pytest_html_results_table_row(self, report: Any, cells: list[str]) -> None:
         record = self.records.get(_report_check_id(report))
-        cells.insert(2, f"<td>{html.escape(' '.join(record.requirements)) if record else ''}</td>")
+        cells.insert(2, html.table_row_cell(record, report.when, report.outcome))
 
 
 def _selectors(pytest_config: pytest.Config, settings: config.Settings) -> list[str]:
@@ -522,13 +544,18 @@ def _report_check_id(report: Any) -> str:
 
 @contextmanager
 def _judged_exceptions() -> Iterator[None]:
-    """Turns 'cannot judge' conditions into a not-checked skip, with the reason."""
+    """Turns 'cannot judge' conditions into a not-checked skip, with the reason (a spent
+    request budget, --max-requests, included: never passed, never an error)."""
+    from conformance.client import BudgetExhausted
+
     try:
         yield
     except ListingChanged as error:
         pytest.skip(str(error))
     except ListingUnavailable as error:
         pytest.skip(f"the listing could not be walked: {error}")
+    except BudgetExhausted as error:
+        pytest.skip(f"request budget ({error.budget})")
 
 
 def _skip_reason(report: pytest.TestReport) -> str:

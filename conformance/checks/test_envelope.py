@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from conformance.checks.probes import ERROR_PROBES, error_response
+from conformance.checks.probes import ERROR_PROBES, error_request, error_response
 from conformance.judge import describe, error_of, expect, is_json_content_type, schema_errors
 from conformance.model import parse_timestamp
+from conformance.plan import Again, needs
 
 
 def judged_error(target, name):
@@ -19,6 +20,7 @@ def judged_error(target, name):
 
 @pytest.mark.requirement("ENV-01")
 @pytest.mark.parametrize("probe", sorted(ERROR_PROBES))
+@needs(lambda target, probe: [error_request(target, probe)])
 def test_error_body_is_the_envelope(target, probe):
     response = judged_error(target, probe)
     try:
@@ -27,15 +29,17 @@ def test_error_body_is_the_envelope(target, probe):
         raise AssertionError(f"{describe(response)}: {error}") from None
     problems = schema_errors(body, "error.schema.json")
     expect(not problems, f"{describe(response)}: not the error envelope: {'; '.join(problems[:5])}", "ENV-01")
-    error = error_of(response)
-    expect(error["status"] == response.status,
-           f"{describe(response)}: error.status is {error['status']}, the HTTP status is {response.status}", "ENV-01")
-    expect(parse_timestamp(error["timestamp"]) is not None,
-           f"{describe(response)}: error.timestamp {error['timestamp']!r} is not an ISO 8601 date-time", "ENV-01")
+    envelope = error_of(response)
+    expect(envelope["status"] == response.status,
+           f"{describe(response)}: error.status is {envelope['status']}, the HTTP status is {response.status}",
+           "ENV-01")
+    expect(parse_timestamp(envelope["timestamp"]) is not None,
+           f"{describe(response)}: error.timestamp {envelope['timestamp']!r} is not an ISO 8601 date-time", "ENV-01")
 
 
 @pytest.mark.requirement("ENV-02")
 @pytest.mark.parametrize("probe", sorted(ERROR_PROBES))
+@needs(lambda target, probe: [error_request(target, probe)])
 def test_error_content_type_is_json(target, probe):
     response = judged_error(target, probe)
     expect(is_json_content_type(response),
@@ -43,6 +47,7 @@ def test_error_content_type_is_json(target, probe):
 
 
 @pytest.mark.requirement("ENV-03")
+@needs(lambda target: [error_request(target, "no-credentials"), Again.of({"limit": 1}, credential=None)])
 def test_each_error_has_its_own_trace_id(target):
     first = judged_error(target, "no-credentials")
     second = target.get({"limit": 1}, credential=None)

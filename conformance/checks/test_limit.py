@@ -5,12 +5,14 @@ from __future__ import annotations
 import pytest
 
 from conformance import inputs
-from conformance.checks.windows import expected_count, resolve_offset, window_page
+from conformance.checks.windows import declare_window, expected_count, resolve_offset, window_page
 from conformance.judge import describe, expect, expect_page, expect_validation_error
+from conformance.plan import Once, Page, needs
 
 
 @pytest.mark.requirement("LIM-01")
 @pytest.mark.parametrize("position", [inputs.WINDOW_POSITIONS[0], inputs.WINDOW_POSITIONS[3]], ids=lambda p: p.name)
+@needs(lambda listing, position: declare_window(listing, position, None))
 def test_default_limit_is_50(model, listing, position):
     offset = resolve_offset(position, listing)
     response = window_page(model, offset, None)
@@ -26,8 +28,8 @@ def test_default_limit_is_50(model, listing, position):
 
 
 @pytest.mark.requirement("LIM-02")
-@pytest.mark.parametrize("position", inputs.WINDOW_POSITIONS, ids=lambda p: p.name)
-@pytest.mark.parametrize("limit", inputs.PAGE_SIZES)
+@pytest.mark.parametrize("limit, position", inputs.WINDOWS, ids=inputs.window_id)
+@needs(lambda listing, limit, position: declare_window(listing, position, limit))
 def test_page_holds_min_of_limit_and_remaining(model, listing, limit, position):
     offset = resolve_offset(position, listing)
     count = expected_count(listing, offset, limit)
@@ -41,6 +43,7 @@ def test_page_holds_min_of_limit_and_remaining(model, listing, limit, position):
 
 @pytest.mark.requirement("LIM-02")
 @pytest.mark.parametrize("limit", inputs.PAGE_SIZES)
+@needs(lambda limit: [Page.of(offset=0, limit=limit)])
 def test_every_limit_in_range_is_accepted(model, limit):
     # Needs no walked listing, so a deployment refusing a valid limit (even the walk's 100) is caught.
     response = window_page(model, 0, limit)
@@ -50,12 +53,14 @@ def test_every_limit_in_range_is_accepted(model, limit):
 
 @pytest.mark.requirement("LIM-03")
 @pytest.mark.parametrize("value", inputs.INVALID_LIMITS, ids=lambda v: f"limit={v!r}")
+@needs(lambda value: [Once.of({"limit": value})])
 def test_out_of_range_limit_is_a_validation_error(target, value):
     expect_validation_error(target.once({"limit": value}), "LIM-03")
 
 
 @pytest.mark.requirement("LIM-04")
 @pytest.mark.parametrize("limit", inputs.PAGE_SIZES)
+@needs(lambda limit: [Page.of(offset=0, limit=limit)])
 def test_limit_is_echoed(model, limit):
     response = window_page(model, 0, limit)
     body = expect_page(response, "LIM-04")

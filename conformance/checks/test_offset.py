@@ -5,12 +5,14 @@ from __future__ import annotations
 import pytest
 
 from conformance import inputs
-from conformance.checks.windows import expected_count, resolve_offset, window_page
+from conformance.checks.windows import declare_window, expected_count, resolve_offset, window_page
 from conformance.judge import describe, expect, expect_page, expect_same_jobs, expect_validation_error
+from conformance.plan import Once, Page, needs
 
 
 @pytest.mark.requirement("OFF-01")
 @pytest.mark.parametrize("limit", [None, 7], ids=["no-limit", "limit-7"])
+@needs(lambda limit: [Page.of() if limit is None else Page.of(limit=limit)])
 def test_no_offset_starts_at_the_newest_job(model, listing, limit):
     if not listing.jobs:
         pytest.skip("the listing is empty")
@@ -23,8 +25,8 @@ def test_no_offset_starts_at_the_newest_job(model, listing, limit):
 
 
 @pytest.mark.requirement("OFF-02")
-@pytest.mark.parametrize("position", inputs.WINDOW_POSITIONS, ids=lambda p: p.name)
-@pytest.mark.parametrize("limit", inputs.PAGE_SIZES)
+@pytest.mark.parametrize("limit, position", inputs.WINDOWS, ids=inputs.window_id)
+@needs(lambda listing, limit, position: declare_window(listing, position, limit))
 def test_offset_selects_the_window(model, listing, limit, position):
     offset = resolve_offset(position, listing)
     expected_count(listing, offset, limit)
@@ -35,8 +37,8 @@ def test_offset_selects_the_window(model, listing, limit, position):
 
 
 @pytest.mark.requirement("OFF-03")
-@pytest.mark.parametrize("position", inputs.PAST_END_POSITIONS, ids=lambda p: p.name)
-@pytest.mark.parametrize("limit", [1, 50])
+@pytest.mark.parametrize("limit, position", inputs.PAST_END_WINDOWS, ids=inputs.window_id)
+@needs(lambda listing, limit, position: declare_window(listing, position, limit))
 def test_offset_at_or_past_the_end_is_empty(model, listing, position, limit):
     offset = resolve_offset(position, listing)
     response = window_page(model, offset, limit)
@@ -48,6 +50,7 @@ def test_offset_at_or_past_the_end_is_empty(model, listing, position, limit):
 
 
 @pytest.mark.requirement("OFF-03")
+@needs(lambda: [Page.of(offset=inputs.FAR_OFFSET, limit=1)])
 def test_far_offset_is_empty(model):
     response = window_page(model, inputs.FAR_OFFSET, 1)
     body = expect_page(response, "OFF-03")
@@ -56,15 +59,17 @@ def test_far_offset_is_empty(model):
 
 @pytest.mark.requirement("OFF-04")
 @pytest.mark.parametrize("value", inputs.INVALID_OFFSETS, ids=lambda v: f"offset={v!r}")
+@needs(lambda value: [Once.of({"offset": value})])
 def test_bad_offset_is_a_validation_error(target, value):
     expect_validation_error(target.once({"offset": value}), "OFF-04")
 
 
 @pytest.mark.requirement("OFF-05")
-@pytest.mark.parametrize("position", inputs.WINDOW_POSITIONS + inputs.PAST_END_POSITIONS, ids=lambda p: p.name)
-def test_offset_is_echoed(model, listing, position):
+@pytest.mark.parametrize("limit, position", inputs.ECHO_WINDOWS, ids=inputs.window_id)
+@needs(lambda listing, limit, position: declare_window(listing, position, limit))
+def test_offset_is_echoed(model, listing, limit, position):
     offset = resolve_offset(position, listing)
-    response = window_page(model, offset, 7)
+    response = window_page(model, offset, limit)
     body = expect_page(response, "OFF-05")
     expect(body.get("offset") == offset, f"{describe(response)}: echoed offset {body.get('offset')!r}, "
            f"expected {offset}", "OFF-05")

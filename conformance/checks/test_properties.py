@@ -5,6 +5,11 @@ with unknown parameters) and expects the model's window, a validation error, or 
 outside the six no job of another status; never a 5xx or a non-JSON body. The stateful walk
 pages through the listing as a client does, a new page size at each step. A failing request
 is sent once more before it is reported; a failure its replay does not repeat is not checked.
+
+Each property declares its requests by generating its examples without judging them (the same
+seed draws the same examples); the run's plan sends them with every other check's requests
+(:mod:`conformance.plan`), and the property then runs once and judges their answers. What
+shrinking asks for after a failure, and every replay, is sent as it is asked for.
 """
 
 from __future__ import annotations
@@ -21,10 +26,9 @@ from hypothesis.stateful import RuleBasedStateMachine, initialize, precondition,
 from conformance import schemas
 from conformance.client import Response
 from conformance.hypothesis_profiles import HypothesisRun
-from conformance.judge import (Violation, body_excerpt, describe, expect, expect_validation_error, fail,
-                              first_difference)
+from conformance.judge import Violation, body_excerpt, describe, expect, expect_validation_error, fail, first_difference
 from conformance.model import WALK_PAGE_SIZE, Job, ListingChanged, ListingModel, Walk, job_id
-from conformance.prefetch import Outcome, gather
+from conformance.plan import Once, Page, needs
 from conformance.session import Target
 from conformance.strategies import Query, page_sizes, queries, valid_statuses
 
@@ -64,44 +68,41 @@ class Replayer:
     Before the first window mismatch is replayed the listing is walked again, so a deployment
     whose jobs change during the run is not blamed (the check is then not checked).
 
-    :meth:`run` runs the test twice: a first pass only notes the requests its examples make
-    (the same seed draws the same examples), which are then sent ``workers`` at a time; the
-    second pass judges their answers. A request the first pass did not note (shrinking
-    after a failure) is sent when it is judged. The first answer is ``shared()`` when given
-    (the run's one answer to a query other checks send too); a replay is always sent anew.
+    The first answer is the run's one answer to the request (``first``: the model's page, or
+    the run's shared answer), which the plan fetched when the property declared it; a replay
+    is always sent anew. With ``planning`` the replayer judges nothing: it notes each example's
+    first request, which is what the property declares (:meth:`plan`).
     """
 
-    def __init__(self, model: ListingModel, workers: int = 1) -> None:
+    def __init__(self, target: Target, model: ListingModel, *, planning: bool = False) -> None:
+        self.target = target
         self.model = model
-        self.workers = workers
+        self.planned: list[Page | Once] | None = [] if planning else None
         self.unreproduced: list[str] = []
         self.passed: set[str] = set()
         self.listing_changed: ListingChanged | None = None
         self._listing_confirmed = False
-        self._planned: dict[str, Callable[[], Response]] | None = None
-        self._answers: dict[str, Outcome] = {}
 
-    def check(self, key: str, send: Callable[[], Response], judge: Callable[[Response], None],
-              shared: Callable[[], Response] | None = None) -> None:
+    def check(self, key: str, first: Page | Once, replay: Callable[[], Response],
+              judge: Callable[[Response], None]) -> None:
+        if self.planned is not None:
+            self.planned.append(first)
+            return
         if self.listing_changed or key in self.passed:
             return
-        if self._planned is not None:
-            self._planned.setdefault(key, shared or send)
-            return
-        answer = self._answers.pop(key, None)
-        first = _violation((shared or send) if answer is None else answer.result, judge)
-        if first is None:
+        violation = _violation(lambda: first.fetch(self.target, self.model), judge)
+        if violation is None:
             self.passed.add(key)
             return
-        if isinstance(first[0], WindowMismatch) and not self._listing_unchanged():
+        if isinstance(violation[0], WindowMismatch) and not self._listing_unchanged():
             return
-        again = _violation(send, judge)
+        again = _violation(replay, judge)
         if again is None:
-            self.unreproduced.append(f"{first[0]}; its replay passed (reproduce: {first[1].curl})")
+            self.unreproduced.append(f"{violation[0]}; its replay passed (reproduce: {violation[1].curl})")
             return
-        violation, response = again
-        raise type(violation)(f"{violation} (failed twice; reproduce: {response.curl})", *violation.requirements,
-                              evidence=response.exchange)
+        broken, response = again
+        raise type(broken)(f"{broken} (failed twice; reproduce: {response.curl})", *broken.requirements,
+                           evidence=response.exchange)
 
     def _listing_unchanged(self) -> bool:
         if not self._listing_confirmed:
@@ -113,14 +114,14 @@ class Replayer:
             self._listing_confirmed = True
         return True
 
+    def plan(self, test: Callable[[], None]) -> list[Page | Once]:
+        """The first requests of the examples ``test`` generates, judged by no one."""
+        assert self.planned is not None
+        test()
+        return self.planned
+
     def run(self, test: Callable[[], None]) -> None:
         """Run the Hypothesis test; turn what could not be judged into a not-checked skip."""
-        self._planned = {}
-        try:
-            test()
-        finally:
-            planned, self._planned = self._planned, None
-        self._answers = dict(zip(planned, gather(list(planned.values()), self.workers)))
         try:
             test()
         except Flaky as error:
@@ -147,30 +148,44 @@ def _violation(send: Callable[[], Response], judge: Callable[[Response], None]) 
 # -- the property ------------------------------------------------------------------------
 
 
-@pytest.mark.requirement(*PROPERTY_REQUIREMENTS)
-def test_every_request_gets_the_models_answer(target: Target, model: ListingModel, listing: Walk,
-                                              hypothesis_run: HypothesisRun) -> None:
+def every_request(target: Target, listing: Walk, hypothesis_run: HypothesisRun,
+                  replayer: Replayer) -> Callable[[], None]:
+    """The property as a Hypothesis test, each example handed to ``replayer``."""
     expected = Expectations(listing)
-    replayer = Replayer(model, target.settings.concurrency)
 
     @seed(hypothesis_run.seed)
     @hypothesis_run.settings()
-    @given(query=queries(len(listing), expected.sizes()))
-    def every_request(query: Query) -> None:
-        replayer.check(query.render(), lambda: target.get(raw_query=query.render()),
-                       lambda response: judge_answer(query, response, expected), shared_answer(target, model, query))
+    @given(query=queries(listing.size, expected.sizes()))
+    def every_request_test(query: Query) -> None:
+        replayer.check(query.render(), first_answer(query), lambda: target.get(raw_query=query.render()),
+                       lambda response: judge_answer(query, response, expected))
 
-    replayer.run(every_request)
+    return every_request_test
 
 
-def shared_answer(target: Target, model: ListingModel, query: Query) -> Callable[[], Response] | None:
-    """The run's one answer to a query of known parameters only, which other checks send too:
-    the model's page when the query is valid, else the run's refusal. None with unknown ones."""
+def declare_every_request(target: Target, model: ListingModel, listing: Walk,
+                          hypothesis_run: HypothesisRun) -> list[Page | Once]:
+    replayer = Replayer(target, model, planning=True)
+    return replayer.plan(every_request(target, listing, hypothesis_run, replayer))
+
+
+@pytest.mark.requirement(*PROPERTY_REQUIREMENTS)
+@needs(declare_every_request)
+def test_every_request_gets_the_models_answer(target: Target, model: ListingModel, listing: Walk,
+                                              hypothesis_run: HypothesisRun) -> None:
+    replayer = Replayer(target, model)
+    replayer.run(every_request(target, listing, hypothesis_run, replayer))
+
+
+def first_answer(query: Query) -> Page | Once:
+    """The run's one answer to a query, which other checks may send too: the model's page when
+    the query is valid, else the run's shared answer (a refusal, or an answer only ROB-01 judges
+    when the query holds unknown parameters)."""
     if query.unknown:
-        return None
+        return Once.of(raw_query=query.render())
     if query.valid:
-        return lambda: model.page(**dict(query.params()))
-    return lambda: target.once(query.params())
+        return Page.of(**dict(query.params()))
+    return Once.of(query.params())
 
 
 def judge_answer(query: Query, response: Response, expected: Expectations) -> None:
@@ -226,7 +241,7 @@ def judge_window(query: Query, response: Response, expected: Expectations) -> No
     walk = expected.walk(query.status)
     offset, limit = query.applied_offset, query.applied_limit
     want = walk.window(offset, limit)
-    jobs = body["jobs"] if walk.covers(offset + limit) else body["jobs"][: len(want)]
+    jobs = body["jobs"] if walk.knows(offset, limit) else body["jobs"][: len(want)]
     expect(len(body["jobs"]) <= limit, f"{describe(response)}: {len(body['jobs'])} jobs, more than the limit "
            f"{limit}", "LIM-02" if query.limit is not None else "LIM-01")
     expect_window(query, response, jobs, want, expected.describe(query.status))
@@ -298,16 +313,15 @@ class ClientWalk(RuleBasedStateMachine):
     @rule(limit=page_sizes())
     def next_page(self, limit: int) -> None:
         walk = self.expected.walk(self.status)
-        if not walk.covers(self.offset + limit):
+        if not walk.knows(self.offset, limit):
             self.done = True  # past what the model knows of a listing longer than --max-listing
             return
         params: list[tuple[str, Any]] = [("status", self.status)] if self.status else []
         params += [("limit", limit), ("offset", self.offset)]
         self.sizes.append(limit)
         want = walk.window(self.offset, limit)
-        self.replayer.check(repr(params), lambda: self.target.get(params),
-                            lambda response: self.judge_page(response, want),
-                            lambda: self.replayer.model.page(**dict(params)))
+        self.replayer.check(repr(params), Page.of(**dict(params)), lambda: self.target.get(params),
+                            lambda response: self.judge_page(response, want))
         self.offset += limit
         self.done = len(want) < limit
 
@@ -318,7 +332,8 @@ class ClientWalk(RuleBasedStateMachine):
         expect(response.status == 200, f"{what}: {describe(response)}; body: {body_excerpt(response)}", requirement)
         body = response.json() if response.is_json() else None
         jobs = body.get("jobs") if isinstance(body, dict) else None
-        expect(isinstance(jobs, list), f"{what}: {describe(response)}: no 'jobs' array in the body", requirement)
+        if not isinstance(jobs, list):
+            fail(f"{what}: {describe(response)}: no 'jobs' array in the body", requirement)
         got_ids, want_ids = [job_id(job) for job in jobs], [job_id(job) for job in want]
         if got_ids != want_ids:
             raise WindowMismatch(f"{what} ({describe(response)}) does not continue the previous pages over "
@@ -326,12 +341,28 @@ class ClientWalk(RuleBasedStateMachine):
                                  requirement)
 
 
+def client_walks(target: Target, listing: Walk, hypothesis_run: HypothesisRun,
+                 replayer: Replayer) -> Callable[[], None]:
+    """The stateful walk as a Hypothesis test, each page handed to ``replayer``."""
+    expected = Expectations(listing)
+    # run_state_machine_as_test takes any callable making a machine (typed for the class alone).
+    factory: Any = seed(hypothesis_run.seed)(lambda: ClientWalk(target, expected, replayer))
+    return lambda: run_state_machine_as_test(factory, settings=hypothesis_run.walk_settings())
+
+
+def declare_client_walks(target: Target, model: ListingModel, listing: Walk,
+                         hypothesis_run: HypothesisRun) -> list[Page | Once]:
+    if len(listing) < 2:
+        return []
+    replayer = Replayer(target, model, planning=True)
+    return replayer.plan(client_walks(target, listing, hypothesis_run, replayer))
+
+
 @pytest.mark.requirement("ORD-02", "STA-02")
+@needs(declare_client_walks)
 def test_client_walk_tiles_the_listing(target: Target, model: ListingModel, listing: Walk,
                                        hypothesis_run: HypothesisRun) -> None:
     if len(listing) < 2:
         pytest.skip(f"the listing ({listing.describe()}) has fewer than 2 jobs")
-    expected = Expectations(listing)
-    replayer = Replayer(model, target.settings.concurrency)
-    factory = seed(hypothesis_run.seed)(lambda: ClientWalk(target, expected, replayer))
-    replayer.run(lambda: run_state_machine_as_test(factory, settings=hypothesis_run.walk_settings()))
+    replayer = Replayer(target, model)
+    replayer.run(client_walks(target, listing, hypothesis_run, replayer))

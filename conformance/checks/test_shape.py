@@ -5,15 +5,18 @@ from __future__ import annotations
 import pytest
 
 from conformance import evidence
-from conformance.judge import (describe, expect, expect_json_object, expect_status, is_json_content_type,
-                               schema_errors)
+from conformance.evidence import remark
+from conformance.judge import describe, expect, expect_json_object, expect_status, is_json_content_type, schema_errors
 from conformance.model import job_id, parse_timestamp, short_id
+from conformance.plan import Page, needs
 
 MAX_PROBLEMS_SHOWN = 5
 
 
 def listed_jobs(listing, *, status=None, need="jobs"):
-    jobs = listing.with_status(status) if status else list(listing.jobs)
+    """The jobs the walk knows (the prefix plus the last page of a listing longer than
+    --max-listing), of ``status`` when given."""
+    jobs = [job for _, job in listing.known() if status is None or job.get("status") == status]
     if not jobs:
         pytest.skip(f"the listing ({listing.describe()}) has no {need} to judge")
     return jobs
@@ -23,16 +26,19 @@ def expect_every_job(listing, jobs, problem_of, requirement, what):
     """Every job passes ``problem_of``; a failure attaches the page that returned the first culprit."""
     culprits = [(job, problem) for job in jobs if (problem := problem_of(job))]
     if culprits:
-        position = next(i for i, job in enumerate(listing.jobs) if job is culprits[0][0])
+        position = next(place for place, job in listing.known() if job is culprits[0][0])
         if (exchange := listing.exchange_at(position)) is not None:
             evidence.note(exchange)
     problems = [f"{short_id(job_id(job))}: {problem}" for job, problem in culprits]
-    expect(not problems, f"{len(problems)} of {len(jobs)} jobs {what}: {'; '.join(problems[:MAX_PROBLEMS_SHOWN])}",
-           requirement)
+    expect(not problems, f"{len(problems)} of {len(jobs)} jobs {what}"
+           f"{f' (in {listing.describe()})' if listing.partial else ''}: "
+           f"{'; '.join(problems[:MAX_PROBLEMS_SHOWN])}", requirement)
+    remark(listing.coverage_note())
 
 
 @pytest.mark.requirement("SHP-01")
 @pytest.mark.parametrize("params", [{}, {"limit": 1}], ids=["default", "limit-1"])
+@needs(lambda params: [Page.of(**params)])
 def test_page_is_a_json_object_with_its_window(model, params):
     response = model.page(**params)
     expect_status(response, 200, "SHP-01")
@@ -103,12 +109,12 @@ def test_unsuccessful_jobs_explain_themselves(listing, status, field):
 
 @pytest.mark.requirement("SHP-08")
 def test_job_ids_are_unique(model, listing):
-    ids = listing.ids
-    if len(ids) < 2:
+    known = [(position, job_id(job)) for position, job in listing.known()]
+    if len(known) < 2:
         pytest.skip(f"the listing ({listing.describe()}) has fewer than 2 jobs")
     seen: dict[str, int] = {}
     repeats = []
-    for position, identifier in enumerate(ids):
+    for position, identifier in known:
         if identifier in seen:
             repeats.append(f"{short_id(identifier)} at positions {seen[identifier]} and {position}")
         seen.setdefault(identifier, position)
@@ -116,3 +122,4 @@ def test_job_ids_are_unique(model, listing):
         model.confirm_unchanged()  # a job added during the walk shifts one into the next page too
     expect(not repeats, f"{len(repeats)} ids repeat in {listing.describe()}: {'; '.join(repeats[:MAX_PROBLEMS_SHOWN])}",
            "SHP-08")
+    remark(listing.coverage_note())

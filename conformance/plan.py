@@ -1,0 +1,355 @@
+"""Request plans: every check states the requests it needs, as data, and they are fetched once
+before the checks run.
+
+A check declares its requests with ``@needs(declare)``. ``declare`` takes, by name, the check's
+parameters and the run's resources it needs (``target``, ``model``, ``listing``,
+``hypothesis_run``) and returns what the check will ask for:
+
+- :class:`Page`: ``model.page(**params)``, the main caller's answer, shared by every check;
+- :class:`Once`: ``target.once(...)``, an answer shared by every check sending exactly it;
+- :class:`Again`: ``target.get(...)``, the check's own request, sent for it alone even when
+  another check sends the same request (the checks about repeating a request);
+- :class:`Filtered` and :class:`MemberListing`: walks of the listing filtered by a status, or
+  as another member sees it.
+
+A check taking the ``listing`` fixture needs the walked listing too. Before the first check
+runs, the :class:`Engine` fetches the union of the selected checks' declarations, each request
+once, up to ``--concurrency`` at a time (the client paces them): the listing walk and what needs
+nothing first, then what is declared from the walked listing (windows at its end, its tie runs,
+the properties' examples), then the repeats, once the answers they repeat are in. Each check
+then runs once and reads its answers from the run's caches. A request a check asks for that
+was not declared is simply sent then: a miss costs time, never a result.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import inspect
+import threading
+import time
+from collections import defaultdict, deque
+from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from contextlib import contextmanager
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+import pytest
+
+from conformance.client import Exchange, recording
+from conformance.shared import Outcome
+
+NEEDS_MARK = "needs"
+# The run's resources a declaration may take by name, besides the check's parameters.
+RESOURCES = ("target", "model", "listing", "hypothesis_run")
+
+
+def needs(declare: Callable[..., Iterable[Any]]) -> pytest.MarkDecorator:
+    """Mark a check with the requests it needs: ``declare`` returns them (see the module)."""
+    return pytest.mark.needs.with_args(declare)  # with_args: a lone callable would be marked, not passed
+
+
+Query = tuple[tuple[str, str], ...]
+
+
+def _query(params: Mapping[str, Any] | Iterable[tuple[str, Any]] | None) -> Query:
+    items = params.items() if isinstance(params, Mapping) else params or ()
+    return tuple((str(name), str(value)) for name, value in items)
+
+
+@dataclass(frozen=True)
+class Page:
+    """``model.page(**params)``: the main caller's answer to a query, shared by every check
+    (asked again once the listing changed during the run)."""
+
+    params: Query
+
+    @classmethod
+    def of(cls, **params: Any) -> Page:
+        return cls(tuple(sorted(_query(params))))
+
+    wave = 1
+
+    def key(self, target: Any) -> Hashable:
+        return ("page", self.params)
+
+    def fetch(self, target: Any, model: Any) -> Any:
+        return model.page(**dict(self.params))
+
+
+@dataclass(frozen=True, eq=False)
+class _Request:
+    params: Query | None = None
+    credential: Any = "api_key"  # a setting name, a Credential, or None (no credentials)
+    org: str | None = None
+    raw_query: str | None = None
+
+    @classmethod
+    def of(cls, params: Any = None, *, credential: Any = "api_key", org: str | None = None,
+           raw_query: str | None = None) -> Any:
+        return cls(None if params is None else _query(params), credential, org, raw_query)
+
+    def arguments(self) -> dict[str, Any]:
+        return {"credential": self.credential, "org": self.org, "raw_query": self.raw_query}
+
+    def request_key(self, target: Any) -> Hashable:
+        return target.request_key(self.params, **self.arguments())
+
+
+class Once(_Request):
+    """``target.once(...)``: an answer shared by every check asking for exactly this request."""
+
+    wave = 1
+
+    def key(self, target: Any) -> Hashable:
+        return ("once", self.request_key(target))
+
+    def fetch(self, target: Any, model: Any) -> Any:
+        return target.once(self.params, **self.arguments())
+
+
+class Again(_Request):
+    """``target.get(...)``: the declaring check's own request, sent for it alone even when
+    another check sends the same one; sent once the shared answers are in, since it is most
+    often their repeat."""
+
+    wave = 2
+
+    def key(self, target: Any) -> Hashable:
+        return ("again", self.request_key(target))
+
+    def fetch(self, target: Any, model: Any) -> Any:
+        return target.send_request(self.params, **self.arguments())
+
+
+@dataclass(frozen=True)
+class Filtered:
+    """``model.filtered(status)``: the listing filtered by ``status``, walked once per run."""
+
+    status: str
+    wave = 1
+
+    def key(self, target: Any) -> Hashable:
+        return ("filtered", self.status)
+
+    def fetch(self, target: Any, model: Any) -> Any:
+        return model.filtered(self.status)
+
+
+@dataclass(frozen=True)
+class MemberListing:
+    """The listing another member sees with the credential of setting ``credential``."""
+
+    credential: str
+    wave = 1
+
+    def key(self, target: Any) -> Hashable:
+        return ("member", self.credential)
+
+    def fetch(self, target: Any, model: Any) -> Any:
+        return target.member_model(target.credential(self.credential)).listing()
+
+
+_LISTING = ("listing",)
+
+
+class OwnAnswers:
+    """The answers to one check's declared own requests (:class:`Again`), in order per request."""
+
+    def __init__(self, stale: Callable[[int], bool]) -> None:
+        self._answers: dict[Hashable, deque[tuple[Outcome, int]]] = defaultdict(deque)
+        self._lock = threading.Lock()
+        self._stale = stale
+
+    def put(self, key: Hashable, outcome: Outcome, generation: int) -> None:
+        with self._lock:
+            self._answers[key].append((outcome, generation))
+
+    def take(self, key: Hashable, send: Callable[[], Any]) -> Any:
+        """The next declared answer to this request, or a fresh one when there is none left or
+        the listing changed since it was fetched (it would be judged against a fresh walk)."""
+        __tracebackhide__ = True
+        with self._lock:
+            queue = self._answers.get(key)
+            answer = queue.popleft() if queue else None
+        if answer is None or self._stale(answer[1]):
+            return send()
+        return answer[0].result()
+
+
+_own: contextvars.ContextVar[OwnAnswers | None] = contextvars.ContextVar("own_answers", default=None)
+
+
+def own_request(key: Hashable, send: Callable[[], Any]) -> Any:
+    """A check's own request: its declared answer when the engine fetched one, else sent now."""
+    __tracebackhide__ = True
+    answers = _own.get()
+    return send() if answers is None else answers.take(key, send)
+
+
+class Engine:
+    """Fetches what the selected checks declared, before they run, and hands each check its own
+    answers while it runs. ``target`` and ``model`` are the run's; ``workers`` is --concurrency."""
+
+    def __init__(self, target: Any, model: Any, *, workers: int, deadline: Callable[[], float]) -> None:
+        self._target = target
+        self._model = model
+        self._workers = max(1, workers)
+        self._deadline = deadline
+        self._own: dict[str, OwnAnswers] = {}
+        self._sent_for: dict[str, list[Exchange]] = defaultdict(list)
+        self._lock = threading.Lock()
+        self._fetching = False
+        self._fetched = False
+        self.failure: str | None = None  # why the plan stopped early, if it did
+        self.declared = self.planned = 0
+        self.sent = self.sent_before = self.sent_planned = 0
+
+    # -- before the checks ---------------------------------------------------------------
+
+    def fetch(self, items: Sequence[Any], resources: Mapping[str, Any]) -> None:
+        """Fetch every request ``items`` (pytest items, in run order) declare, each once."""
+        self._fetching = True
+        pool = ThreadPoolExecutor(self._workers, thread_name_prefix="conformance-plan")
+        try:
+            self._fetch(items, resources, pool)
+        except Exception as error:  # noqa: BLE001 - a fault of the plan costs time (misses), never a result
+            self.failure = f"{type(error).__name__}: {error}"
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            self._fetching = False
+            self._fetched = True
+
+    def _fetch(self, items: Sequence[Any], resources: Mapping[str, Any], pool: ThreadPoolExecutor) -> None:
+        needs_listing = [item for item in items if _takes_listing(item)]
+        first: list[Any] = []
+        later: list[Any] = []
+        for item in items:
+            (later if _declaration_takes(item, "listing") else first).append(item)
+        submitted: dict[Hashable, Future[None]] = {}
+        repeats: list[tuple[Any, Any]] = []
+        listing_future = self._submit(pool, submitted, _LISTING, None, self._model.listing) if needs_listing else None
+        self._submit_declared(pool, submitted, repeats, first, resources)
+        if listing_future is not None:
+            wait([listing_future])
+        self._submit_declared(pool, submitted, repeats, later, resources)
+        wait(list(submitted.values()))
+        for item, spec in repeats:
+            self._submit(pool, submitted, None, item, partial(self._repeat, item, spec))
+        wait(list(submitted.values()))
+
+    def _submit_declared(self, pool: ThreadPoolExecutor, submitted: dict[Hashable, Future[None]],
+                         repeats: list[tuple[Any, Any]], items: Sequence[Any], resources: Mapping[str, Any]) -> None:
+        for item in items:
+            for spec in self._declared(item, resources):
+                self.declared += 1
+                try:
+                    key = spec.key(self._target)
+                except (KeyboardInterrupt, SystemExit):
+                    raise
+                except BaseException:  # noqa: BLE001 - pytest.skip (not configured): the check says so itself
+                    continue
+                if spec.wave == 2:
+                    repeats.append((item, spec))
+                else:
+                    self._submit(pool, submitted, key, item, partial(spec.fetch, self._target, self._model))
+
+    def _submit(self, pool: ThreadPoolExecutor, submitted: dict[Hashable, Future[None]], key: Hashable | None,
+                item: Any, call: Callable[[], Any]) -> Future[None] | None:
+        if key is not None and key in submitted:
+            return submitted[key]
+        owner = None if item is None else _check_id(item)
+        future = pool.submit(contextvars.Context().run, self._run, owner, call)
+        submitted[key if key is not None else ("repeat", len(submitted))] = future
+        self.planned += 1
+        return future
+
+    def _run(self, owner: str | None, call: Callable[[], Any]) -> None:
+        if time.monotonic() > self._deadline():
+            return  # --max-duration: the checks will not start either
+        with recording() as sent:
+            Outcome.of(call)  # the answer (or failure) stays in the run's caches
+        if owner is not None:
+            with self._lock:
+                self._sent_for[owner].extend(sent)
+
+    def _repeat(self, item: Any, spec: Again) -> None:
+        key = spec.request_key(self._target)
+        generation = self._model.generation
+        outcome = Outcome.of(lambda: spec.fetch(self._target, self._model))
+        answers = self._own.setdefault(_check_id(item), OwnAnswers(lambda fetched: self._model.generation != fetched))
+        answers.put(key, outcome, generation)
+
+    def _declared(self, item: Any, resources: Mapping[str, Any]) -> list[Any]:
+        """What ``item`` declares; nothing when it declares nothing or its declaration cannot be
+        made (a setting missing, the listing unavailable): the check then says why itself."""
+        marker = item.get_closest_marker(NEEDS_MARK)
+        if marker is None:
+            return []
+        declare = marker.args[0]
+        parameters = _parameters(item)
+        try:
+            arguments = {name: parameters[name] if name in parameters else _resource(resources, name)
+                         for name in inspect.signature(declare).parameters}
+            return list(declare(**arguments))
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException:  # noqa: BLE001 - pytest.skip among them; the check meets the same cause
+            return []
+
+    # -- while the checks run ------------------------------------------------------------
+
+    @contextmanager
+    def answering(self, item: Any) -> Iterator[None]:
+        """The run of ``item``: its own requests are answered from what was fetched for it."""
+        token = _own.set(self._own.pop(_check_id(item), None))
+        try:
+            yield
+        finally:
+            _own.reset(token)
+
+    def sent_for(self, check_id: str) -> list[Exchange]:
+        """The exchanges the engine sent for ``check_id`` (the first check to declare each)."""
+        with self._lock:
+            return list(self._sent_for.get(check_id, ()))
+
+    def observe(self, exchange: Exchange) -> None:
+        """Client observer: counts what was sent before the plan (the preflight), by the plan,
+        and by the checks as they ran."""
+        with self._lock:
+            self.sent += 1
+            self.sent_planned += self._fetching
+            self.sent_before += not (self._fetching or self._fetched)
+
+    def describe(self) -> str:
+        """One line for the console: how the requests were sent."""
+        return (f"requests: {self.sent} sent, at most {self._workers} at a time: {self.sent_planned} declared by the "
+                f"checks and fetched before they ran, {self.sent - self.sent_planned - self.sent_before} by a check "
+                f"as it ran, {self.sent_before} before (the preflight)"
+                + (f"; the plan stopped early ({self.failure})" if self.failure else ""))
+
+
+def _resource(resources: Mapping[str, Any], name: str) -> Any:
+    value = resources[name]
+    return value() if callable(value) and name == "listing" else value
+
+
+def _parameters(item: Any) -> dict[str, Any]:
+    callspec = getattr(item, "callspec", None)
+    return dict(callspec.params) if callspec is not None else {}
+
+
+def _declaration_takes(item: Any, name: str) -> bool:
+    marker = item.get_closest_marker(NEEDS_MARK)
+    return marker is not None and name in inspect.signature(marker.args[0]).parameters
+
+
+def _takes_listing(item: Any) -> bool:
+    function = getattr(item, "obj", None)
+    takes = callable(function) and "listing" in inspect.signature(function).parameters
+    return takes or _declaration_takes(item, "listing")
+
+
+def _check_id(item: Any) -> str:
+    return f"{item.path.name}::{item.name}"
