@@ -2,13 +2,17 @@
 
     python benchmarks/run.py [--quick] [--out FILE] [--schemathesis PATH_TO_st]
 
-For 100, 1,000, 10,000 and 100,000 jobs, with 0 and 25 ms added to every request, the suite
-runs in a subprocess against a reference deployment started here, and the script prints the
-requests it sent (counted by the deployment), its wall time, CPU time and peak memory (its
-own rusage, from ``os.wait4``), and the least time the latency can add at that concurrency,
-``requests x latency / concurrency``, beside the time it did add (against the same run at
-0 ms). Schemathesis (``st run schemas/openapi.yaml``, the checks that apply to a read-only
-endpoint) runs against the same deployment with the same latency. Then both tools run
+For 300, 1,000 and 100,000 jobs, with 0 and 25 ms added to every request, the suite runs in
+a subprocess against a reference deployment started here, and the script prints the requests
+it sent (counted by the deployment), its wall time, CPU time and peak memory (its own rusage,
+from ``os.wait4``, so the deployment's CPU is not counted), the floor (a process importing the
+suite's modules and sending as many plain httpx GETs) and the suite's CPU over it, and the
+least time the latency can add at that concurrency, ``requests x latency / concurrency``,
+beside the time it did add (against the same run at 0 ms). The fault matrix runs at the
+default and again inside ``--max-requests 100``; then hostile deployments (bombs) and a
+deployment enforcing 100 requests a minute. Schemathesis (``st run schemas/openapi.yaml``, the
+checks that apply to a read-only endpoint) runs against the same deployment with the same
+latency. Then both tools run
 against each fault of the reference deployment, at 0 ms: the suite detects a fault when a
 requirement fails, Schemathesis when it reports a failure.
 
@@ -39,13 +43,15 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from benchmarks import hostile, limits  # noqa: E402
 from conformance import __version__, catalogue, hypothesis_profiles  # noqa: E402
 from conformance.client import DEFAULT_CONCURRENCY  # noqa: E402
 from conformance.reference import ReferenceServer  # noqa: E402
 from conformance.reference.faults import FAULTS  # noqa: E402
 
-JOBS = (100, 1_000, 10_000, 100_000)
-QUICK_JOBS = (100, 1_000)
+JOBS = (300, 1_000, 100_000)
+QUICK_JOBS = (300, 1_000)
+BUDGET = 100  # the fault matrix runs again inside this --max-requests
 LATENCIES_MS = (0, 25)
 QUICK_FAULTS = 10
 RUN_TIMEOUT_S = 600
@@ -82,6 +88,7 @@ class Run:
     failed: list[str] = field(default_factory=list)  # requirement ids, or Schemathesis failure codes
     errors: int = 0
     verdict: str = ""  # the suite's verdict (conformant, incomplete, ...)
+    floor_cpu_s: float = 0.0  # interpreter + imports + the same number of plain httpx GETs
     not_checked: list[str] = field(default_factory=list)  # the suite's requirements not checked
     seed_s: float = 0.0  # seconds to seed and start the reference deployment
 
@@ -140,6 +147,28 @@ def run_suite(server: ReferenceServer, jobs: int, args: argparse.Namespace, extr
         return run
 
 
+FLOOR = """\
+import sys
+import httpx
+import conformance.cli, conformance.plugin  # the suite's imports
+url, key, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
+with httpx.Client(headers={"X-API-Key": key}) as client:
+    for number in range(count):
+        client.get(url, params={"limit": 1 + number % 100, "offset": number % 50})
+"""
+
+
+def floor_cpu(server: ReferenceServer, requests: int) -> float:
+    """CPU seconds of the floor: a Python process that imports what the suite imports and sends
+    as many plain httpx GETs to the same deployment."""
+    url = f"{server.base_url}/v1/music/{server.fixture.organization_id}/generations"
+    with tempfile.TemporaryDirectory(prefix="bench-floor-") as scratch:
+        # The key travels as an argument of a process of this script's own, never printed or written.
+        run = measure([sys.executable, "-c", FLOOR, url, server.fixture.api_key, str(requests)],
+                      suite_env(server, Path(scratch)), Path(scratch), server, "floor", server.jobs)
+    return run.cpu_s
+
+
 def st_command(st: str, server: ReferenceServer, folder: Path) -> list[str]:
     return [st, "--config-file", str(folder / "schemathesis.toml"), "run", str(OPENAPI), "--url", server.base_url,
             "--checks", ",".join(ST_CHECKS), "--max-examples", str(ST_EXAMPLES), "--seed", str(ST_SEED),
@@ -188,6 +217,7 @@ def speed(args: argparse.Namespace, st: str | None) -> list[dict[str, Any]]:
                 seeded = time.perf_counter() - started
                 ours = run_suite(server, jobs, args)
                 ours.seed_s = seeded
+                ours.floor_cpu_s = floor_cpu(server, ours.requests)
                 theirs = run_schemathesis(st, server, jobs) if st else None
             rows.append({"jobs": jobs, "latency_ms": latency, "conformance": asdict(ours),
                          "schemathesis": asdict(theirs) if theirs else None})
@@ -199,6 +229,33 @@ def speed(args: argparse.Namespace, st: str | None) -> list[dict[str, Any]]:
         row["bound_s"] = ours["requests"] * row["latency_ms"] / 1000 / args.concurrency
         row["added_s"] = ours["wall_s"] - zero["wall_s"] if row["latency_ms"] else 0.0
     return rows
+
+
+def budget_detection(args: argparse.Namespace) -> dict[str, Any]:
+    """Every fault again, inside ``--max-requests BUDGET``: which it still detects (naming every
+    requirement the fault breaks), and what the budget leaves unchecked on the reference."""
+    detected: dict[str, bool] = {}
+    for name in sorted(FAULTS):
+        behaviour = FAULTS[name]
+        jobs = getattr(behaviour, "jobs", None) or 300
+        with ReferenceServer(behaviour=name, jobs=jobs) as server:
+            ours = run_suite(server, jobs, args, ("--max-requests", str(BUDGET),
+                                                  *getattr(behaviour, "suite_args", ())))
+        detected[name] = set(behaviour.breaks) <= set(ours.failed)
+    with ReferenceServer() as server:
+        reference = run_suite(server, 300, args, ("--max-requests", str(BUDGET)))
+    return {"budget": BUDGET, "detected": detected, "reference_not_checked": reference.not_checked,
+            "reference_requests": reference.requests}
+
+
+def print_budget(result: dict[str, Any]) -> None:
+    detected = result["detected"]
+    missed = sorted(name for name, ok in detected.items() if not ok)
+    print(f"\nInside --max-requests {result['budget']}: {len(detected) - len(missed)}/{len(detected)} faults "
+          f"detected, naming every requirement they break ({100 * (len(detected) - len(missed)) / len(detected):.0f}%)")
+    print(f"  missed: {', '.join(missed) or '-'}")
+    print(f"  on the reference: {result['reference_requests']} requests, not checked: "
+          f"{', '.join(result['reference_not_checked']) or '-'}")
 
 
 def faults(args: argparse.Namespace, st: str | None) -> dict[str, Any]:
@@ -231,18 +288,21 @@ def faults(args: argparse.Namespace, st: str | None) -> dict[str, Any]:
 def print_speed(rows: list[dict[str, Any]], args: argparse.Namespace) -> None:
     print(f"\nThe suite against the reference deployment (--concurrency {args.concurrency}, Hypothesis ci profile, "
           f"{hypothesis_profiles.CI_EXAMPLES} examples, seed {hypothesis_profiles.CI_SEED}; {os.cpu_count()} CPUs)")
-    print(f"{'jobs':>8} {'latency':>8} {'requests':>9} {'wall s':>7} {'cpu s':>6} {'peak MiB':>9} "
-          f"{'bound s':>8} {'added s':>8} {'added/bound':>12}  verdict")
+    print(f"{'jobs':>8} {'latency':>8} {'requests':>9} {'wall s':>7} {'cpu s':>6} {'floor s':>7} {'cpu/floor':>9} "
+          f"{'peak MiB':>9} {'bound s':>8} {'added s':>8} {'added/bound':>12}  verdict")
     for row in rows:
         ours = row["conformance"]
         ratio = f"{row['added_s'] / row['bound_s']:.2f}" if row["bound_s"] else "-"
         unchecked = f", {len(ours['not_checked'])} not checked" if ours["not_checked"] else ""
         verdict = f"{ours['verdict'] or 'exit ' + str(ours['exit_code'])}{unchecked} (seeded in {ours['seed_s']:.1f} s)"
+        floor = ours["floor_cpu_s"]
+        over_floor = f"{ours['cpu_s'] / floor:.2f}" if floor else "-"
         print(f"{row['jobs']:>8,} {row['latency_ms']:>5} ms {ours['requests']:>9} {ours['wall_s']:>7.2f} "
-              f"{ours['cpu_s']:>6.2f} {ours['peak_mib']:>9.0f} {row['bound_s']:>8.2f} "
+              f"{ours['cpu_s']:>6.2f} {floor:>7.2f} {over_floor:>9} {ours['peak_mib']:>9.0f} {row['bound_s']:>8.2f} "
               f"{row['added_s'] if row['latency_ms'] else 0:>8.2f} {ratio:>12}  {verdict}")
     print("bound = requests x latency / concurrency, the least time the latency can add; added = wall time "
-          "minus the same run's at 0 ms")
+          "minus the same run's at 0 ms;\nfloor = CPU of a Python process importing the suite's modules and "
+          "sending as many plain httpx GETs to the same deployment")
     at_zero = {row["jobs"]: row["conformance"]["requests"] for row in rows if row["latency_ms"] == 0}
     largest = max(at_zero)
     if 1_000 in at_zero and largest > 1_000:
@@ -298,8 +358,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--schemathesis", default="st", metavar="PATH",
                         help="Schemathesis' st command (default: st on PATH)")
     parser.add_argument("--concurrency", type=int, default=DEFAULT_CONCURRENCY, help="the suite's --concurrency")
-    parser.add_argument("--jobs", type=int, nargs="+", help="listing sizes (default: 100 1000 10000 100000)")
-    parser.add_argument("--no-faults", action="store_true", help="skip the fault detection part")
+    parser.add_argument("--jobs", type=int, nargs="+", help="listing sizes (default: 300 1000 100000)")
+    parser.add_argument("--no-faults", action="store_true", help="skip the fault detection parts")
+    parser.add_argument("--no-hostile", action="store_true",
+                        help="skip the hostile deployments and the rate-limited run (about 2 minutes)")
     args = parser.parse_args(argv)
     args.jobs = tuple(args.jobs or (QUICK_JOBS if args.quick else JOBS))
     # The faults make the reference log tracebacks, and Schemathesis malformed requests that
@@ -317,10 +379,18 @@ def main(argv: list[str] | None = None) -> int:
     print(f"conformance {__version__}, Python {platform.python_version()}; speed runs:", flush=True)
     rows = speed(args, st)
     detected = {} if args.no_faults else faults(args, st)
+    budget = {} if args.no_faults else budget_detection(args)
+    bombs = [] if args.no_hostile else hostile.hostile_runs()
+    limited = None if args.no_hostile else limits.limited_run()
     print_speed(rows, args)
     print_side_by_side(rows, st)
     if detected:
         print_faults(detected, st)
+        print_budget(budget)
+    if bombs:
+        hostile.print_hostile(bombs)
+    if limited is not None:
+        limits.print_limited(limited)
     report = {
         "suite": {"version": __version__, "concurrency": args.concurrency, "hypothesis_profile": "ci",
                   "examples": hypothesis_profiles.CI_EXAMPLES, "seed": hypothesis_profiles.CI_SEED},
@@ -330,6 +400,9 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
         "speed": rows,
         "faults": detected,
+        "budget": budget,
+        "hostile": [asdict(run) for run in bombs],
+        "rate_limited": None if limited is None else asdict(limited),
     }
     args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(f"\nfigures written to {args.out}")
