@@ -132,9 +132,14 @@ def suite_env(server: ReferenceServer, folder: Path) -> dict[str, str]:
 def run_suite(server: ReferenceServer, jobs: int, args: argparse.Namespace, extra: tuple[str, ...] = ()) -> Run:
     with tempfile.TemporaryDirectory(prefix="bench-suite-") as scratch:
         folder = Path(scratch)
-        command = [sys.executable, "-m", "conformance", "run", "--report-dir", str(folder / "reports"),
+        # The suite reports its own peak memory (VmHWM): the rusage of a child forked from this
+        # process, which holds the deployment, would count this process's size too.
+        command = [sys.executable, "-c", hostile.RUN_AND_MEASURE, "--report-dir", str(folder / "reports"),
                    "--concurrency", str(args.concurrency), *extra]
         run = measure(command, suite_env(server, folder), folder, server, "conformance", jobs)
+        peak = re.search(r"^PEAK_MIB=(\d+)", (folder / "stderr.txt").read_text(errors="replace"), re.MULTILINE)
+        if peak:
+            run.peak_mib = float(peak.group(1))
         results_file = folder / "reports" / "results.json"
         if results_file.is_file():
             results = json.loads(results_file.read_text(encoding="utf-8"))
