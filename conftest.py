@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from collections.abc import Callable, Iterator
@@ -68,6 +69,23 @@ def clean_env(extra: dict[str, str] | None = None) -> dict[str, str]:
            if not k.startswith(("CONFORMANCE_", "FREDDY_")) and k.lower() not in PROXY_VARIABLES}
     env.update(extra or {})
     return env
+
+
+# Any test that asks for it ends at this limit, whatever it waits for (an alarm: pytest-timeout's
+# --timeout option collides with the suite's).
+TEST_LIMIT_S = 240
+
+
+@pytest.fixture
+def hard_limit() -> Iterator[None]:
+    def expired(signum: int, frame: object) -> None:
+        raise TimeoutError(f"the test ran past its hard limit of {TEST_LIMIT_S} s")
+
+    previous = signal.signal(signal.SIGALRM, expired)
+    signal.alarm(TEST_LIMIT_S)
+    yield
+    signal.alarm(0)
+    signal.signal(signal.SIGALRM, previous)
 
 
 @pytest.fixture

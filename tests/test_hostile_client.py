@@ -10,13 +10,12 @@ says only that nothing waits for the attacker.
 from __future__ import annotations
 
 import json
-import signal
 import subprocess
 import sys
 import threading
 import time
 import zlib
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -34,22 +33,12 @@ from conftest import SuiteRun, clean_env
 from tests.hostile import HostileServer, Reply, Request
 from tests.peak_memory import PEAK_MIB
 
-TEST_LIMIT_S = 240  # any test, whatever it does (an alarm: pytest-timeout's --timeout collides with the suite's)
 RUN_LIMIT_S = 120  # one CLI run; every run here ends in seconds once the client holds its ground
 JSON = (("Content-Type", "application/json"),)
 EMPTY_PAGE = b'{"jobs": [], "limit": 50, "offset": 0}'
 
 
-@pytest.fixture(autouse=True)
-def hard_limit() -> Iterator[None]:
-    def expired(signum: int, frame: object) -> None:
-        raise TimeoutError(f"the test ran past its hard limit of {TEST_LIMIT_S} s")
-
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(TEST_LIMIT_S)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, previous)
+pytestmark = pytest.mark.usefixtures("hard_limit")
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ from __future__ import annotations
 import http.server
 import random
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -37,21 +36,11 @@ from conformance.reference.modes import Misbehaviour
 from conftest import SuiteRun, clean_env, reference_env
 
 RUN_LIMIT_S = 120  # one CLI run against a misbehaving target (seconds on a quiet machine; CI machines are busy)
-TEST_LIMIT_S = 240  # any test, whatever it does
 ROB_DEBUG = "test_robustness.py::test_unknown_parameter_is_ignored[debug]"
 ONLY_ROB_02 = ("--", "-k", "unknown_parameter")
 
 
-@pytest.fixture(autouse=True)
-def hard_limit() -> Iterator[None]:
-    def expired(signum: int, frame: object) -> None:
-        raise TimeoutError(f"the test ran past its hard limit of {TEST_LIMIT_S} s")
-
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(TEST_LIMIT_S)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, previous)
+pytestmark = pytest.mark.usefixtures("hard_limit")
 
 
 @pytest.fixture

@@ -21,7 +21,6 @@ import http.server
 import math
 import selectors
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -50,26 +49,15 @@ from conformance.client import (
 )
 from conformance.reference import ReferenceServer
 from conformance.reference.app import RequestLog
-from conftest import SuiteRun, clean_env
+from conftest import PROXY_VARIABLES, SuiteRun, clean_env
 
-TEST_LIMIT_S = 240  # any test, whatever it does (an alarm: pytest-timeout's --timeout collides with the suite's)
 RUN_LIMIT_S = 180  # one CLI run
-PROXY_VARIABLES = ("http_proxy", "https_proxy", "all_proxy", "no_proxy")
 HOP_BY_HOP = frozenset({"connection", "keep-alive", "proxy-authorization", "proxy-connection", "te", "trailers",
                         "transfer-encoding", "upgrade"})
 EMPTY_PAGE = b'{"jobs": [], "limit": 50, "offset": 0}'
 
 
-@pytest.fixture(autouse=True)
-def hard_limit() -> Iterator[None]:
-    def expired(signum: int, frame: object) -> None:
-        raise TimeoutError(f"the test ran past its hard limit of {TEST_LIMIT_S} s")
-
-    previous = signal.signal(signal.SIGALRM, expired)
-    signal.alarm(TEST_LIMIT_S)
-    yield
-    signal.alarm(0)
-    signal.signal(signal.SIGALRM, previous)
+pytestmark = pytest.mark.usefixtures("hard_limit")
 
 
 def without_proxies(env: dict[str, str]) -> dict[str, str]:
