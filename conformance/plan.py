@@ -188,6 +188,27 @@ def own_request(key: Hashable, send: Callable[[], Any]) -> Any:
     return send() if answers is None else answers.take(key, send)
 
 
+Declared = list[tuple[Any, Sequence[Any]]]
+
+
+def _by_priority(declared: Declared, covered: set[str]) -> tuple[Declared, Declared]:
+    """``declared`` split in two: for each requirement not yet in ``covered``, the deterministic
+    check citing it that declares the fewest requests (a check judges only when all its requests
+    were answered); and the rest, in their order. ``covered`` grows with the first part."""
+    chosen: Declared = []
+    for item, specs in sorted((pair for pair in declared if not _is_property(pair[0])), key=lambda p: len(p[1])):
+        cited = {rid for mark in item.iter_markers("requirement") for rid in mark.args}
+        if cited - covered:
+            chosen.append((item, specs))
+            covered |= cited
+    picked = {id(item) for item, _ in chosen}
+    return chosen, [pair for pair in declared if id(pair[0]) not in picked]
+
+
+def _is_property(item: Any) -> bool:
+    return "test_properties.py" in getattr(item, "nodeid", "")
+
+
 class Engine:
     """Fetches what the selected checks declared, before they run, and hands each check its own
     answers while it runs. ``target`` and ``model`` are the run's; ``workers`` is --concurrency."""
@@ -230,19 +251,28 @@ class Engine:
         submitted: dict[Hashable, Future[None]] = {}
         repeats: list[tuple[Any, Any]] = []
         listing_future = self._submit(pool, submitted, _LISTING, None, self._model.listing) if needs_listing else None
-        self._submit_declared(pool, submitted, repeats, first, resources)
+        # A request budget (--max-requests) is spent in submission order, so the order is the
+        # priority: a whole check for every requirement first, then the other deterministic
+        # checks, then the properties' generated examples.
+        covered: set[str] = set()
+        first_now, first_rest = _by_priority([(item, self._declared(item, resources)) for item in first], covered)
+        self._submit_declared(pool, submitted, repeats, first_now)
         if listing_future is not None:
             wait([listing_future])
-        self._submit_declared(pool, submitted, repeats, later, resources)
+        later_now, later_rest = _by_priority([(item, self._declared(item, resources)) for item in later], covered)
+        self._submit_declared(pool, submitted, repeats, later_now)
+        rest = [*first_rest, *later_rest]
+        self._submit_declared(pool, submitted, repeats, [pair for pair in rest if not _is_property(pair[0])])
+        self._submit_declared(pool, submitted, repeats, [pair for pair in rest if _is_property(pair[0])])
         wait(list(submitted.values()))
         for item, spec in repeats:
             self._submit(pool, submitted, None, item, partial(self._repeat, item, spec))
         wait(list(submitted.values()))
 
     def _submit_declared(self, pool: ThreadPoolExecutor, submitted: dict[Hashable, Future[None]],
-                         repeats: list[tuple[Any, Any]], items: Sequence[Any], resources: Mapping[str, Any]) -> None:
-        for item in items:
-            for spec in self._declared(item, resources):
+                         repeats: list[tuple[Any, Any]], declared: Sequence[tuple[Any, Sequence[Any]]]) -> None:
+        for item, specs in declared:
+            for spec in specs:
                 self.declared += 1
                 try:
                     key = spec.key(self._target)

@@ -130,18 +130,31 @@ class RequirementResult:
                 "reason": self.reason, "checks": list(self.checks)}
 
 
+BUDGET_REASON = "request budget ("
+
+
 def aggregate(requirement: catalogue.Requirement, checks: Iterable[CheckRecord]) -> RequirementResult:
-    """Worst outcome over the requirement's checks; no check at all is ``not_checked``."""
+    """Worst outcome over the requirement's checks; no check at all is ``not_checked``.
+
+    Checks the request budget (--max-requests) did not reach do not count when another check of
+    the requirement was judged: the requirement was checked, with fewer probes, and the reason
+    says how many of its checks the budget left out. With none judged it is not checked."""
     cited = [check for check in checks if requirement.id in check.requirements]
     if not cited:
         return RequirementResult(requirement.id, requirement.level, requirement.text,
                                  "not_checked", "no check for it ran in this run", ())
     outcomes = [(check, *check.outcome_for(requirement.id)) for check in cited]
+    cut = [item for item in outcomes if item[1] == "not_checked" and (item[2] or "").startswith(BUDGET_REASON)]
+    judged = [item for item in outcomes if item not in cut]
+    if cut and any(outcome != "not_checked" for _, outcome, _ in judged):
+        outcomes = judged
     worst_check, worst, reason = max(outcomes, key=lambda item: OUTCOME_RANK[item[1]])
     if worst != "passed" and reason is None:
         reason = f"{worst_check.id}: {worst}"
-    return RequirementResult(requirement.id, requirement.level, requirement.text, worst,
-                             reason if worst != "passed" else None,
+    if worst == "passed":
+        reason = (f"checked by {len(outcomes)} of its {len(cited)} checks; the rest were not reached within the "
+                  f"{cut[0][2]}" if len(outcomes) < len(cited) else None)
+    return RequirementResult(requirement.id, requirement.level, requirement.text, worst, reason,
                              tuple(check.id for check in cited))
 
 
