@@ -179,6 +179,20 @@ def recording() -> Iterator[list[Exchange]]:
         _recorders.reset(token)
 
 
+_spending_reserve: ContextVar[bool] = ContextVar("spending_reserve", default=False)
+
+
+@contextmanager
+def spending_reserve() -> Iterator[None]:
+    """Requests sent in this context (threads started with a copy of it included) may spend the
+    part of the request budget kept back with :meth:`TargetClient.reserve`."""
+    token = _spending_reserve.set(True)
+    try:
+        yield
+    finally:
+        _spending_reserve.reset(token)
+
+
 # How deeply a body may nest before the suite refuses to parse it: every parser, validator
 # and writer after this point recurses over the parsed value.
 MAX_JSON_DEPTH = 32
@@ -1011,6 +1025,7 @@ class TargetClient:
         self._lock = threading.Lock()
         self.request_count = 0  # requests sent
         self._committed = 0  # requests sent or about to be: what the budget counts
+        self._reserved = 0  # the end of the budget only spent inside spending_reserve()
         self._no_answer_in_a_row = 0
         self._exhausted_in_a_row = 0
         self.gave_up: RequestFailed | None = None
@@ -1136,12 +1151,20 @@ class TargetClient:
         response.sent_at = sent_at
         return response
 
+    def reserve(self, requests: int) -> None:
+        """Keep the last ``requests`` of the budget for requests sent inside :func:`spending_reserve`
+        (the walk that confirms the listing did not change before a failure is reported)."""
+        with self._lock:
+            self._reserved = max(0, requests)
+
     def _commit(self) -> None:
         """Count a request about to be sent against the budget, or refuse it (sending nothing)
         once the budget is spent: first, so a refused request waits neither for a slot nor the pace."""
         with self._lock:
-            if self.max_requests is not None and self._committed >= self.max_requests:
-                raise BudgetExhausted(self.max_requests)
+            if self.max_requests is not None:
+                usable = self.max_requests - (0 if _spending_reserve.get() else self._reserved)
+                if self._committed >= usable:
+                    raise BudgetExhausted(self.max_requests)
             self._committed += 1
 
     def announcements(self) -> list[str]:

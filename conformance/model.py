@@ -15,7 +15,7 @@ from functools import partial
 from typing import Any
 
 from conformance import evidence
-from conformance.client import Exchange, RequestFailed, Response
+from conformance.client import Exchange, RequestFailed, Response, spending_reserve
 from conformance.shared import Outcome, Shared, gather
 
 WALK_PAGE_SIZE = 100
@@ -55,6 +55,26 @@ class ListingChanged(Exception):
         self.fresh = fresh
 
 
+class ListingReordered(ListingChanged):
+    """A second walk found the listing's jobs in another order (see :class:`Reordering`): the
+    comparison that asked for it is not judged, since the order it relied on is not stable."""
+
+    def __init__(self, listing: str) -> None:
+        super().__init__(f"a second walk of {listing} returned the same jobs in another order, so comparisons "
+                         "with the listing are not judged (ORD-02 fails for it)", fresh=False)
+
+
+@dataclass(frozen=True)
+class Reordering:
+    """A second walk of the listing, with the same requests, found the same jobs with the same
+    fields in another order: not a change of a live listing (jobs never change their
+    created_at), but an order that is not the same every time (ORD-02)."""
+
+    before: Walk
+    after: Walk
+    position: int  # the first position where the two walks differ
+
+
 @dataclass(frozen=True)
 class Walk:
     """The jobs seen by walking pages of one size from offset 0 until a short page.
@@ -74,6 +94,7 @@ class Walk:
     total: int | None = None
     tail: tuple[Job, ...] = ()
     tail_page: Exchange | None = field(default=None, compare=False, repr=False)
+    repeated: bool = False  # stopped at a page that repeated the one before: the end is unknown
 
     @property
     def ids(self) -> list[str]:
@@ -184,6 +205,9 @@ class Walk:
         if self.partial:
             return (f"a prefix of {len(self.jobs)} jobs plus the last page (jobs {self.tail_start}-{self.size - 1} "
                     f"of {self.size})")
+        if self.repeated:
+            return (f"the first {len(self.jobs)} jobs (the page at offset {len(self.jobs)} held the very jobs of "
+                    "the page before it, so the walk stopped there)")
         return f"the first {len(self.jobs)} jobs ({len(self.jobs)} jobs)"
 
     def coverage_note(self) -> str | None:
@@ -235,8 +259,15 @@ class ListingModel:
     thread asks first.
     """
 
-    def __init__(self, fetch: Fetch, *, max_jobs: int, concurrency: int = 1) -> None:
+    def __init__(self, fetch: Fetch, *, max_jobs: int, concurrency: int = 1,
+                 sent: Callable[[], int] | None = None) -> None:
         self._fetch = fetch
+        # How many requests the run has sent (anyone's): a confirmation walk after which nothing
+        # was sent confirms every answer already in, so the next failure needs no walk of its own.
+        self._sent = sent
+        self._confirmed_at: int | None = None
+        self.reordering: Reordering | None = None  # the first walk that found the listing in another order
+        self.compared_walks = 0  # walks that found the same jobs as the model's walk, in any order
         self.max_jobs = max_jobs
         self.concurrency = concurrency
         self._shared = Shared()
@@ -262,7 +293,7 @@ class ListingModel:
         4, ... (those inside the prefix are known to hold a job) until one is empty, then
         bisection. ``walk`` as it is when it is complete, or when a probe got no usable page
         (the end stays unknown, as it was)."""
-        if walk.complete or len(walk) == 0:
+        if walk.complete or walk.repeated or len(walk) == 0:
             return walk
         fetch = self._fetch if fresh else (lambda params: self.page(**params))
 
@@ -339,8 +370,10 @@ class ListingModel:
                 queries.append(_page_params(1, cap, status))
             outcomes = gather([partial(fetch, query) for query in queries], self.concurrency)
             requests += len(outcomes)
-            if _extend(jobs, pages, outcomes[: len(offsets)], page_size):
-                return Walk(tuple(jobs), True, page_size, requests, status, tuple(pages))
+            stop = _extend(jobs, pages, outcomes[: len(offsets)], page_size)
+            if stop is not None:
+                return Walk(tuple(jobs), stop == END, page_size, requests, status, tuple(pages),
+                            repeated=stop == REPEATED)
             if at_cap:
                 return Walk(tuple(jobs), _nothing_past(outcomes[-1]), page_size, requests, status, tuple(pages))
         return Walk(tuple(jobs[:cap]), False, page_size, requests, status, tuple(pages))
@@ -370,12 +403,21 @@ class ListingModel:
                 return True
             self.rewalks += 1
             before = self.listing()
-            after = self.walk(WALK_PAGE_SIZE, max_jobs=len(before.jobs) if not before.complete else None,
-                              expect=len(before.jobs), fresh=True)
-            if after.ids == before.ids and not _fields_changed(before.jobs, after.jobs):
-                return False
-            if before.partial:
-                after = self.find_end(after, fresh=True)
+            with spending_reserve():
+                after = self.walk(WALK_PAGE_SIZE, max_jobs=len(before.jobs) if not before.complete else None,
+                                  expect=len(before.jobs), fresh=True)
+                if after.ids == before.ids and not _fields_changed(before.jobs, after.jobs):
+                    self.compared_walks += 1
+                    self._confirmed_at = self._sent() if self._sent else None
+                    return False
+                if _reordered(before.jobs, after.jobs):
+                    self.compared_walks += 1
+                    position = next(n for n, (old, new) in enumerate(zip(before.ids, after.ids, strict=True))
+                                    if old != new)
+                    self.reordering = Reordering(before, after, position)
+                    raise ListingReordered(before.describe())
+                if before.partial:
+                    after = self.find_end(after, fresh=True)
             self.changed = True
             shared = Shared()
             shared.put(("walk", None), after)
@@ -384,13 +426,18 @@ class ListingModel:
             return True
 
     def confirm_unchanged(self) -> None:
-        """Walk the listing again; :class:`ListingChanged` when it is not what the model held.
+        """Walk the listing again (unless nothing was sent since the last walk that found it as
+        modelled); :class:`ListingChanged` when it is not what the model held.
 
         Called before a check reports a failure that a changing listing could explain, so a
         live deployment is never blamed for jobs that appeared during the run. The model then
         holds the fresh walk, and the plugin repeats the check once against it; a check that
         meets a change again is not checked.
         """
+        if self._confirmed_at is not None and self._sent is not None and self._sent() == self._confirmed_at:
+            return  # the last walk, after every answer the run holds, found the listing as modelled
+        if self.reordering is not None:
+            raise ListingReordered(self.reordering.before.describe())
         presumed = self.changed and self.rewalks >= MAX_REWALKS
         if self.refresh():
             raise ListingChanged("listing changed during the run" + (
@@ -405,17 +452,25 @@ def _page_params(limit: int, offset: int, status: str | None) -> dict[str, Any]:
     return params
 
 
-def _extend(jobs: list[Job], pages: list[Exchange], outcomes: Sequence[Outcome], page_size: int) -> bool:
-    """Add the pages' jobs in order, up to a short page; True when there was one (the end).
+END, REPEATED = "end", "repeated"
+
+
+def _extend(jobs: list[Job], pages: list[Exchange], outcomes: Sequence[Outcome], page_size: int) -> str | None:
+    """Add the pages' jobs in order, up to a short page (:data:`END`) or a full page holding
+    the very jobs of the page before it (:data:`REPEATED`, not added: the deployment answers
+    every offset alike, and walking on would cost requests up to --max-listing and past it).
     A page that got no usable answer raises there, as if the walk had stopped at it."""
     for outcome in outcomes:
         response = outcome.result(note=False)
-        pages.append(response.exchange)
         page = page_jobs(response)[:page_size]
+        if len(page) == page_size and len(jobs) >= page_size and [job_id(job) for job in page] == [
+                job_id(job) for job in jobs[-page_size:]]:
+            return REPEATED
+        pages.append(response.exchange)
         jobs.extend(page)
         if len(page) < page_size:
-            return True
-    return False
+            return END
+    return None
 
 
 def _batch_sizes(known_pages: int) -> Iterator[int]:
@@ -440,6 +495,13 @@ def _nothing_past(outcome: Outcome) -> bool:
 
 # Fields that move while a job is active; terminal jobs never change.
 _MOVING_FIELDS = ("status", "progress", "result_track_id")
+
+
+def _reordered(before: Sequence[Job], after: Sequence[Job]) -> bool:
+    """The same jobs, with the same fields, in another order."""
+    old = {job_id(job): _moving(job) for job in before}
+    new = {job_id(job): _moving(job) for job in after}
+    return len(old) == len(before) == len(after) and old == new
 
 
 def _fields_changed(before: Sequence[Job], after: Sequence[Job]) -> bool:

@@ -129,7 +129,8 @@ class RunContext:
         self.reference = reference
         self._scratch = scratch
         self.target = Target(settings, client)
-        self.model = ListingModel(self.target.send, max_jobs=settings.max_listing, concurrency=settings.concurrency)
+        self.model = ListingModel(self.target.send, max_jobs=settings.max_listing, concurrency=settings.concurrency,
+                                  sent=lambda: client.request_count)
         self.engine = Engine(self.target, self.model, workers=settings.concurrency, deadline=lambda: self.deadline)
         self.result = RunResult(
             base_url=settings.base_url or "",

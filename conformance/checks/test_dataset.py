@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from conformance.checks.windows import unknown_end
 from conformance.config import load_dataset
 from conformance.evidence import remark
 from conformance.judge import expect, expect_same_jobs
@@ -46,8 +47,8 @@ def test_listing_equals_the_dataset(target, model, listing):
            evidence=listing.exchange_at(differences[0][0]) if differences else None)
     remark(listing.coverage_note())
     if not listing.end_known:
-        pytest.skip(f"only {listing.describe()} compared: the listing is longer than --max-listing "
-                    "and its end could not be found")
+        pytest.skip(f"only the first {len(listing)} jobs compared: the end of the listing is unknown: "
+                    f"{unknown_end(listing)}")
 
 
 # The contract orders the listing by created_at only and allows any UTC notation of it, so the

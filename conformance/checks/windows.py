@@ -15,11 +15,18 @@ from conformance.plan import Page
 def resolve_offset(position: Position, listing: Walk) -> int:
     offset = position.offset(listing)
     if offset is None:
-        reason = ("the end of the listing is unknown: it is longer than --max-listing and its end "
-                  f"could not be found ({listing.describe()})" if position.needs_end and not listing.end_known
+        reason = (f"the end of the listing is unknown: {unknown_end(listing)}"
+                  if position.needs_end and not listing.end_known
                   else f"the listing ({listing.describe()}) is too short for position '{position.name}'")
         pytest.skip(reason)
     return offset
+
+
+def unknown_end(listing: Walk) -> str:
+    """Why the walk does not know where the listing ends."""
+    if listing.repeated:
+        return f"the walk stopped at a page repeating the one before it ({listing.describe()})"
+    return f"it is longer than --max-listing and its end could not be found ({listing.describe()})"
 
 
 def expected_count(listing: Walk, offset: int, limit: int) -> int:
