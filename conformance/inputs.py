@@ -23,8 +23,11 @@ TILING_REQUEST_BUDGET = 6  # pages per size: the first 300 and 594 jobs, whateve
 MAX_TIE_RUNS = 2
 FAR_OFFSET = 1_000_000_000
 
-INVALID_LIMITS = ("0", "101", "-1", "1000", "abc", "1.5", "")
-INVALID_OFFSETS = ("-1", "abc", "", "1.5")
+# The cases of every parametrized check are listed most telling first: under a request budget
+# (--max-requests) the first case of every check goes before the second of any (see plan.py).
+# Below: an error probe's value, then what a parser crashes on, then bounds and oddities.
+INVALID_LIMITS = ("0", "abc", "101", "-1", "1000", "1.5", "")
+INVALID_OFFSETS = ("-1", "abc", "1.5", "")
 OUTSIDE_STATUSES = ("SUCCEEDED", "Succeeded", "unknown", "", "succeeded ", "queued,running",
                     "süccëeded", "' OR '1'='1")
 UNKNOWN_PARAMETERS = (("foo", "bar"), ("debug", "true"), ("sort", "created_at"), ("page", "2"))
@@ -91,7 +94,11 @@ def near_miss_keys(real: Credential) -> dict[str, Credential]:
 
 BASE64URL = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
 TAMPERED_TOKEN_KINDS = ("last-character-changed", "last-segment-first-character-changed")
-MALFORMED_TOKEN_KINDS = ("truncated", "one-segment", "bad-encoding")
+MALFORMED_TOKEN_KINDS = ("one-segment", "truncated", "bad-encoding")
+# A tampered form, then a malformed one, then the others: a token service that does not check
+# signatures and a token parser that crashes are told apart by the first two.
+BAD_TOKEN_KINDS = (TAMPERED_TOKEN_KINDS[0], MALFORMED_TOKEN_KINDS[0], *TAMPERED_TOKEN_KINDS[1:],
+                   *MALFORMED_TOKEN_KINDS[1:])
 BAD_TOKEN_FORMS = {
     "last-character-changed": "the bearer token with its last character changed",
     "last-segment-first-character-changed": "the bearer token with the first character of its last segment changed",

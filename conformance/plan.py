@@ -25,11 +25,14 @@ from __future__ import annotations
 
 import contextvars
 import inspect
+import itertools
+import math
+import queue
 import threading
 import time
 from collections import defaultdict, deque
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
-from concurrent.futures import Future, ThreadPoolExecutor, wait
+from concurrent.futures import Future, wait
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
@@ -41,6 +44,8 @@ from conformance.client import Exchange, recording
 from conformance.shared import Outcome
 
 NEEDS_MARK = "needs"
+# A check that judges the whole run (ROB-01 over every request): it runs after every other check.
+RUN_LAST_MARK = "run_last"
 # The run's resources a declaration may take by name, besides the check's parameters.
 RESOURCES = ("target", "model", "listing", "hypothesis_run")
 
@@ -188,25 +193,90 @@ def own_request(key: Hashable, send: Callable[[], Any]) -> Any:
     return send() if answers is None else answers.take(key, send)
 
 
-Declared = list[tuple[Any, Sequence[Any]]]
+Declared = Sequence[tuple[Any, Sequence[Any]]]
+Priority = tuple[int, ...]
+
+# The order a request budget (--max-requests) is spent in: the listing walk, then for each
+# requirement the check citing it that declares the fewest requests, then the other
+# deterministic checks one round at a time (the first case of every check, then the second,
+# ..., cheapest first within a round; a check declaring n requests counts n - 1 rounds later),
+# then the properties' generated examples. The cases of a check are listed most telling first.
+LISTING_TIER, REQUIREMENT_TIER, BREADTH_TIER, PROPERTY_TIER = range(4)
 
 
-def _by_priority(declared: Declared, covered: set[str]) -> tuple[Declared, Declared]:
-    """``declared`` split in two: for each requirement not yet in ``covered``, the deterministic
-    check citing it that declares the fewest requests (a check judges only when all its requests
-    were answered); and the rest, in their order. ``covered`` grows with the first part."""
-    chosen: Declared = []
-    for item, specs in sorted((pair for pair in declared if not _is_property(pair[0])), key=lambda p: len(p[1])):
+def _requirement_checks(declared: Declared, covered: set[str]) -> list[Any]:
+    """For each requirement not yet in ``covered``, the deterministic check citing it that
+    declares the fewest requests (a check judges only when all its requests were answered), of
+    those that send requests (not the checks judging the whole run afterwards).
+    ``covered`` grows with the requirements they cite."""
+    chosen = []
+    candidates = (pair for pair in declared
+                  if not _is_property(pair[0]) and not pair[0].get_closest_marker(RUN_LAST_MARK))
+    for item, _ in sorted(candidates, key=lambda p: len(p[1])):
         cited = {rid for mark in item.iter_markers("requirement") for rid in mark.args}
         if cited - covered:
-            chosen.append((item, specs))
+            chosen.append(item)
             covered |= cited
-    picked = {id(item) for item, _ in chosen}
-    return chosen, [pair for pair in declared if id(pair[0]) not in picked]
+    return chosen
 
 
 def _is_property(item: Any) -> bool:
     return "test_properties.py" in getattr(item, "nodeid", "")
+
+
+def _rounds(items: Sequence[Any]) -> dict[int, int]:
+    """Each item's round: its place among the cases of its check function (0 for the first),
+    in run order, which lists each check's most telling cases first."""
+    seen: dict[Any, int] = defaultdict(int)
+    rounds = {}
+    for item in items:
+        function = getattr(item, "originalname", None) or getattr(item, "name", "")
+        rounds[id(item)] = seen[(getattr(item, "path", None), function)]
+        seen[(getattr(item, "path", None), function)] += 1
+    return rounds
+
+
+class _PriorityPool:
+    """Up to ``workers`` threads running the queued call of lowest priority first (then the first
+    queued): the budget is spent in priority order even when calls are queued out of it."""
+
+    def __init__(self, workers: int) -> None:
+        self._queue: queue.PriorityQueue[tuple[Any, ...]] = queue.PriorityQueue()
+        self._order = itertools.count()
+        self._threads = [threading.Thread(target=self._work, name=f"conformance-plan-{number}", daemon=True)
+                         for number in range(workers)]
+        for thread in self._threads:
+            thread.start()
+
+    def submit(self, priority: Priority, call: Callable[[], Any]) -> Future[Any]:
+        future: Future[Any] = Future()
+        self._queue.put((priority, next(self._order), future, call))
+        return future
+
+    def _work(self) -> None:
+        while True:
+            _, _, future, call = self._queue.get()
+            if future is None:
+                return
+            if future.set_running_or_notify_cancel():
+                try:
+                    future.set_result(call())
+                except BaseException as error:  # noqa: BLE001 - handed to whoever waits on the future
+                    future.set_exception(error)
+
+    def shutdown(self) -> None:
+        """Cancel what has not started, then wait for what has."""
+        while True:
+            try:
+                _, _, future, _ = self._queue.get_nowait()
+            except queue.Empty:
+                break
+            if future is not None:
+                future.cancel()
+        for _ in self._threads:
+            self._queue.put(((math.inf,), next(self._order), None, None))
+        for thread in self._threads:
+            thread.join()
 
 
 class Engine:
@@ -223,6 +293,8 @@ class Engine:
         self._lock = threading.Lock()
         self._fetching = False
         self._fetched = False
+        self._submitted: dict[Hashable, Future[Any]] = {}
+        self._pending: list[Future[Any]] = []
         self.failure: str | None = None  # why the plan stopped early, if it did
         self.declared = self.planned = 0
         self.sent = self.sent_before = self.sent_planned = 0
@@ -232,68 +304,120 @@ class Engine:
     def fetch(self, items: Sequence[Any], resources: Mapping[str, Any]) -> None:
         """Fetch every request ``items`` (pytest items, in run order) declare, each once."""
         self._fetching = True
-        pool = ThreadPoolExecutor(self._workers, thread_name_prefix="conformance-plan")
+        pool = _PriorityPool(self._workers)
         try:
             self._fetch(items, resources, pool)
         except Exception as error:  # noqa: BLE001 - a fault of the plan costs time (misses), never a result
             self.failure = f"{type(error).__name__}: {error}"
         finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+            pool.shutdown()
             self._fetching = False
             self._fetched = True
 
-    def _fetch(self, items: Sequence[Any], resources: Mapping[str, Any], pool: ThreadPoolExecutor) -> None:
-        needs_listing = [item for item in items if _takes_listing(item)]
-        first: list[Any] = []
-        later: list[Any] = []
-        for item in items:
-            (later if _declaration_takes(item, "listing") else first).append(item)
-        submitted: dict[Hashable, Future[None]] = {}
-        repeats: list[tuple[Any, Any]] = []
-        listing_future = self._submit(pool, submitted, _LISTING, None, self._model.listing) if needs_listing else None
-        # A request budget (--max-requests) is spent in submission order, so the order is the
-        # priority: a whole check for every requirement first, then the other deterministic
-        # checks, then the properties' generated examples.
+    def _fetch(self, items: Sequence[Any], resources: Mapping[str, Any], pool: _PriorityPool) -> None:
+        rounds = _rounds(items)
+        first = [item for item in items if not _declaration_takes(item, "listing")]
+        later = [item for item in items if _declaration_takes(item, "listing")]
         covered: set[str] = set()
-        first_now, first_rest = _by_priority([(item, self._declared(item, resources)) for item in first], covered)
-        self._submit_declared(pool, submitted, repeats, first_now)
-        if listing_future is not None:
-            wait([listing_future])
-        later_now, later_rest = _by_priority([(item, self._declared(item, resources)) for item in later], covered)
-        self._submit_declared(pool, submitted, repeats, later_now)
-        rest = [*first_rest, *later_rest]
-        self._submit_declared(pool, submitted, repeats, [pair for pair in rest if not _is_property(pair[0])])
-        self._submit_declared(pool, submitted, repeats, [pair for pair in rest if _is_property(pair[0])])
-        wait(list(submitted.values()))
-        for item, spec in repeats:
-            self._submit(pool, submitted, None, item, partial(self._repeat, item, spec))
-        wait(list(submitted.values()))
+        listing = None
+        if any(_takes_listing(item) for item in items):
+            listing = self._submit(pool, (LISTING_TIER,), _LISTING, None, self._model.listing)
+        declared = [(item, self._declared(item, resources)) for item in first]
+        # What does not need the walked listing and is first for its requirement goes while the
+        # listing is walked; the rest waits for the listing, so the budget is spent in order.
+        chosen = {id(item) for item in _requirement_checks(declared, covered)}
+        self._submit_all(pool, [pair for pair in declared if id(pair[0]) in chosen], rounds, chosen)
+        if listing is not None:
+            wait([listing])
+            self._reserve_a_confirmation()
+        declared_later = [(item, self._declared(item, resources)) for item in later]
+        chosen |= {id(item) for item in _requirement_checks(declared_later, covered)}
+        rest = [pair for pair in [*declared, *declared_later] if id(pair[0]) not in chosen]
+        self._submit_all(pool, [pair for pair in declared_later if id(pair[0]) in chosen], rounds, chosen)
+        self._submit_all(pool, rest, rounds, chosen)
+        while True:
+            with self._lock:
+                pending, self._pending = self._pending, []
+            if not pending:
+                break
+            wait(pending)
 
-    def _submit_declared(self, pool: ThreadPoolExecutor, submitted: dict[Hashable, Future[None]],
-                         repeats: list[tuple[Any, Any]], declared: Sequence[tuple[Any, Sequence[Any]]]) -> None:
+    def _reserve_a_confirmation(self) -> None:
+        """Keep back, under a request budget, what one walk confirming the listing costs: a
+        failure found with the last requests of the budget is then still confirmed."""
+        walk = self._model.walked_listing()
+        if walk is not None:
+            self._target.client.reserve(walk.requests + (walk.size.bit_length() + 2 if walk.partial else 0))
+
+    def _submit_all(self, pool: _PriorityPool, declared: Declared, rounds: Mapping[int, int],
+                    chosen: set[int]) -> None:
+        """Queue each item's requests at its priority; its repeats (:class:`Again`) go once the
+        answers it declared besides are in (most often the answers they repeat), at its priority."""
+        ranked = []
         for item, specs in declared:
+            tier = (REQUIREMENT_TIER if id(item) in chosen else PROPERTY_TIER if _is_property(item)
+                    else BREADTH_TIER)
+            cost = sum(1 for spec in specs if self._key(spec) not in self._submitted)
+            # Each request past the first puts a check a round later: a check of six requests
+            # goes after the next five cases of the one-request checks.
+            ranked.append(((tier, rounds.get(id(item), 0) + max(0, cost - 1), cost), item, specs))
+        for priority, item, specs in sorted(ranked, key=lambda entry: entry[0]):
+            awaited: list[Future[Any]] = []
+            repeats: list[Again] = []
             for spec in specs:
                 self.declared += 1
-                try:
-                    key = spec.key(self._target)
-                except (KeyboardInterrupt, SystemExit):
-                    raise
-                except BaseException:  # noqa: BLE001 - pytest.skip (not configured): the check says so itself
+                key = self._key(spec)
+                if key is None:
                     continue
                 if spec.wave == 2:
-                    repeats.append((item, spec))
+                    repeats.append(spec)
                 else:
-                    self._submit(pool, submitted, key, item, partial(spec.fetch, self._target, self._model))
+                    awaited.append(self._submit(pool, priority, key, item,
+                                                partial(spec.fetch, self._target, self._model)))
+            if repeats:
+                self._after(awaited, partial(self._submit_repeats, pool, priority, item, repeats))
 
-    def _submit(self, pool: ThreadPoolExecutor, submitted: dict[Hashable, Future[None]], key: Hashable | None,
-                item: Any, call: Callable[[], Any]) -> Future[None] | None:
-        if key is not None and key in submitted:
-            return submitted[key]
-        owner = None if item is None else _check_id(item)
-        future = pool.submit(contextvars.Context().run, self._run, owner, call)
-        submitted[key if key is not None else ("repeat", len(submitted))] = future
-        self.planned += 1
-        return future
+    def _submit_repeats(self, pool: _PriorityPool, priority: Priority, item: Any, repeats: Sequence[Again]) -> None:
+        for spec in repeats:
+            self._submit(pool, priority, None, item, partial(self._repeat, item, spec))
+
+    def _key(self, spec: Any) -> Hashable | None:
+        try:
+            return spec.key(self._target)
+        except (KeyboardInterrupt, SystemExit):
+            raise
+        except BaseException:  # noqa: BLE001 - pytest.skip (not configured): the check says so itself
+            return None
+
+    def _after(self, futures: Sequence[Future[Any]], then: Callable[[], Any]) -> None:
+        """Call ``then`` once every one of ``futures`` is done (now, when they are)."""
+        remaining = [len(futures)]
+        gate = threading.Lock()
+
+        def one_done(_: Future[Any]) -> None:
+            with gate:
+                remaining[0] -= 1
+                last = remaining[0] == 0
+            if last:
+                then()
+
+        if not futures:
+            then()
+        for future in futures:
+            future.add_done_callback(one_done)
+
+    def _submit(self, pool: _PriorityPool, priority: Priority, key: Hashable | None, item: Any,
+                call: Callable[[], Any]) -> Future[Any]:
+        with self._lock:
+            if key is not None and key in self._submitted:
+                return self._submitted[key]
+            owner = None if item is None else _check_id(item)
+            future = pool.submit(priority, partial(contextvars.Context().run, self._run, owner, call))
+            if key is not None:
+                self._submitted[key] = future
+            self._pending.append(future)
+            self.planned += 1
+            return future
 
     def _run(self, owner: str | None, call: Callable[[], Any]) -> None:
         if time.monotonic() > self._deadline():
@@ -308,7 +432,9 @@ class Engine:
         key = spec.request_key(self._target)
         generation = self._model.generation
         outcome = Outcome.of(lambda: spec.fetch(self._target, self._model))
-        answers = self._own.setdefault(_check_id(item), OwnAnswers(lambda fetched: self._model.generation != fetched))
+        with self._lock:
+            answers = self._own.setdefault(_check_id(item),
+                                           OwnAnswers(lambda fetched: self._model.generation != fetched))
         answers.put(key, outcome, generation)
 
     def _declared(self, item: Any, resources: Mapping[str, Any]) -> list[Any]:

@@ -33,14 +33,13 @@ from conformance import (
 )
 from conformance.client import Exchange, RequestFailed
 from conformance.model import ListingChanged, ListingModel, ListingUnavailable, Walk
+from conformance.plan import RUN_LAST_MARK
 from conformance.results import CheckRecord
 from conformance.session import CredentialRefused, RunContext, Target
 
 PLUGIN_NAME = "conformance-run"
 PLUGIN_KEY = pytest.StashKey["ConformancePlugin"]()
 REQUIREMENT_MARK = "requirement"
-# A check that judges the whole run (ROB-01 over every request): it runs after every other check.
-RUN_LAST_MARK = "run_last"
 
 
 # Settings whose pytest option Hypothesis' own plugin already registers: read its value instead.
@@ -480,6 +479,9 @@ class ConformancePlugin:
         for line in reports.summary_lines(self.context.result, self.html_path):
             terminalreporter.write_line(line)
         terminalreporter.write_line(self.context.engine.describe())
+        budget = self.context.result.budget_line()
+        if budget:
+            terminalreporter.write_line(f"{budget} (per requirement: {summary.SUMMARY_FILE}, {reports.RESULTS_FILE})")
         for line in self.decision.lines() if self.decision is not None else ():
             terminalreporter.write_line(line)
         if self.owns_context:  # `conformance run` names the artifacts as its last lines

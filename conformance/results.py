@@ -124,38 +124,55 @@ class RequirementResult:
     outcome: Outcome
     reason: str | None
     checks: tuple[str, ...]
+    # Requests sent for its checks: a request several checks asked for counts for the first to ask,
+    # a check citing several requirements counts for each of them.
+    requests: int = 0
+    cut_by_budget: int = 0  # its checks the request budget did not reach
 
     def to_dict(self) -> dict[str, Any]:
         return {"level": self.level, "text": self.text, "outcome": self.outcome,
-                "reason": self.reason, "checks": list(self.checks)}
+                "reason": self.reason, "checks": list(self.checks), "requests": self.requests,
+                "checks_cut_by_budget": self.cut_by_budget}
 
 
 BUDGET_REASON = "request budget ("
+# How a check that only judges what the run happened to show says it was shown nothing.
+NOTHING_TO_JUDGE = "nothing to judge in this run: "
+
+
+def _uncounted(reason: str | None) -> bool:
+    return (reason or "").startswith((BUDGET_REASON, NOTHING_TO_JUDGE))
 
 
 def aggregate(requirement: catalogue.Requirement, checks: Iterable[CheckRecord]) -> RequirementResult:
     """Worst outcome over the requirement's checks; no check at all is ``not_checked``.
 
-    Checks the request budget (--max-requests) did not reach do not count when another check of
-    the requirement was judged: the requirement was checked, with fewer probes, and the reason
-    says how many of its checks the budget left out. With none judged it is not checked."""
+    Checks the request budget (--max-requests) did not reach, and checks that had nothing to
+    judge in this run (:data:`NOTHING_TO_JUDGE`), do not count when another check of the
+    requirement was judged: the requirement was checked, with fewer probes, and the reason says
+    how many of its checks were left out and why. With none judged it is not checked."""
     cited = [check for check in checks if requirement.id in check.requirements]
     if not cited:
         return RequirementResult(requirement.id, requirement.level, requirement.text,
                                  "not_checked", "no check for it ran in this run", ())
     outcomes = [(check, *check.outcome_for(requirement.id)) for check in cited]
-    cut = [item for item in outcomes if item[1] == "not_checked" and (item[2] or "").startswith(BUDGET_REASON)]
+    cut = [item for item in outcomes if item[1] == "not_checked" and _uncounted(item[2])]
     judged = [item for item in outcomes if item not in cut]
     if cut and any(outcome != "not_checked" for _, outcome, _ in judged):
         outcomes = judged
     worst_check, worst, reason = max(outcomes, key=lambda item: OUTCOME_RANK[item[1]])
     if worst != "passed" and reason is None:
         reason = f"{worst_check.id}: {worst}"
-    if worst == "passed":
-        reason = (f"checked by {len(outcomes)} of its {len(cited)} checks; the rest were not reached within the "
-                  f"{cut[0][2]}" if len(outcomes) < len(cited) else None)
+    if worst == "passed" and len(outcomes) < len(cited):
+        why = "; ".join(dict.fromkeys(
+            f"not reached within the {cut_reason}" if cut_reason.startswith(BUDGET_REASON) else cut_reason
+            for _, _, cut_reason in cut if cut_reason))
+        reason = f"checked by {len(outcomes)} of its {len(cited)} checks; the rest: {why}"
+    elif worst == "passed":
+        reason = None
     return RequirementResult(requirement.id, requirement.level, requirement.text, worst, reason,
-                             tuple(check.id for check in cited))
+                             tuple(check.id for check in cited), sum(check.requests_sent for check in cited),
+                             sum(1 for _, _, why in cut if (why or "").startswith(BUDGET_REASON)))
 
 
 @dataclass
@@ -208,6 +225,26 @@ class RunResult:
             return (f"the bundled reference deployment at {self.base_url} (no --base-url given), "
                     "not a deployment under test")
         return self.base_url
+
+    @property
+    def budget(self) -> int | None:
+        """The request budget the run was given (--max-requests), if any."""
+        value = self.configuration.get("max_requests")
+        return value if isinstance(value, int) else None
+
+    def unattributed_requests(self) -> int:
+        """Requests no check asked for: the preflight, the listing's walks, the end search."""
+        return max(0, self.requests - sum(check.requests_sent for check in self.checks))
+
+    def budget_line(self) -> str | None:
+        """How the request budget was spent, in a sentence (None without a budget)."""
+        if self.budget is None:
+            return None
+        cut = sum(1 for check in self.checks
+                  if check.outcome == "not_checked" and (check.message or "").startswith(BUDGET_REASON))
+        return (f"request budget: {self.requests} of {self.budget} requests sent, "
+                f"{self.unattributed_requests()} of them for the preflight and the walks of the listing; "
+                + (f"{cut} checks not reached" if cut else "every check reached"))
 
     def counts(self) -> dict[str, int]:
         results = self.requirements().values()

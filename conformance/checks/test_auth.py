@@ -118,7 +118,7 @@ def test_bearer_token_is_accepted(target, model):
 
 
 @pytest.mark.requirement("AUTH-08")
-@pytest.mark.parametrize("kind", [*inputs.TAMPERED_TOKEN_KINDS, *inputs.MALFORMED_TOKEN_KINDS])
+@pytest.mark.parametrize("kind", inputs.BAD_TOKEN_KINDS)
 @needs(lambda target, kind: [Once.of({"limit": 1}, credential=form)
                              for form in [inputs.bad_bearer_tokens(target.credential("bearer_token")).get(kind)]
                              if form is not None])

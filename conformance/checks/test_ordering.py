@@ -20,6 +20,7 @@ from conformance.judge import (
 )
 from conformance.model import job_id, page_jobs, parse_timestamp
 from conformance.plan import Again, Page, needs
+from conformance.results import NOTHING_TO_JUDGE
 
 
 def expect_same_order(actual, expected, what, model, evidence: Culprit | None = None):
@@ -56,23 +57,38 @@ def test_repeated_request_returns_the_same_order(target, model, listing, params)
     expect_same_order(again, first, f"the same request ({params or 'no parameters'}) asked twice", model)
 
 
-def tie_pages(listing):
-    """The page of each tie run ORD-02 asks twice: (start, length, query)."""
-    return [(start, length, {"offset": start, "limit": min(length, inputs.LIMIT_MAX)})
-            for start, length in listing.tie_runs()[: inputs.MAX_TIE_RUNS]]
+def tie_page(listing, run):
+    """The page of the ``run``-th tie run that ORD-02 asks twice: (start, length, query), or None
+    when the listing has fewer tie runs."""
+    runs = listing.tie_runs()
+    if run >= len(runs):
+        return None
+    start, length = runs[run]
+    return start, length, {"offset": start, "limit": min(length, inputs.LIMIT_MAX)}
+
+
+def skip_without_tie_run(listing, run):
+    runs = len(listing.tie_runs())
+    pytest.skip(f"no jobs share a created_at in {listing.describe()}" if not runs else
+                f"{listing.describe()} has {runs} run(s) of jobs sharing a created_at, not {run + 1}")
+
+
+TIE_RUNS = range(inputs.MAX_TIE_RUNS)
 
 
 @pytest.mark.requirement("ORD-02")
-@needs(lambda listing: [spec for _, _, params in tie_pages(listing) for spec in (Page.of(**params), Again.of(params))])
-def test_repeated_requests_across_ties_return_the_same_order(target, model, listing):
-    runs = tie_pages(listing)
-    if not runs:
-        pytest.skip(f"no jobs share a created_at in {listing.describe()}")
-    for start, length, params in runs:
-        first = page_jobs(model.page(**params))
-        again = expect_page(target.get(params), "ORD-02")["jobs"]
-        expect_same_order(again, first, f"page offset={start} limit={params['limit']} (the {length} jobs that "
-                          "share a created_at) asked twice", model)
+@pytest.mark.parametrize("run", TIE_RUNS, ids=lambda run: f"tie-run-{run + 1}")
+@needs(lambda listing, run: [spec for _, _, params in filter(None, [tie_page(listing, run)])
+                             for spec in (Page.of(**params), Again.of(params))])
+def test_repeated_requests_across_ties_return_the_same_order(target, model, listing, run):
+    page = tie_page(listing, run)
+    if page is None:
+        skip_without_tie_run(listing, run)
+    start, length, params = page
+    first = page_jobs(model.page(**params))
+    again = expect_page(target.get(params), "ORD-02")["jobs"]
+    expect_same_order(again, first, f"page offset={start} limit={params['limit']} (the {length} jobs that "
+                      "share a created_at) asked twice", model)
 
 
 def tiling_covers(listing, page_size):
@@ -95,20 +111,48 @@ def test_pages_tile_the_listing(model, listing, page_size):
                      evidence=walk.exchange_at)
 
 
-def split_tie_pages(listing):
-    """The pages that split each tie run: (start, length, offset, limit)."""
-    return [(start, length, offset, limit) for start, length in listing.tie_runs()[: inputs.MAX_TIE_RUNS]
-            for offset, limit in ((start + 1, min(length, inputs.LIMIT_MAX)), (max(start - 1, 0), 2))
-            if listing.knows(offset, limit)]
+SPLITS = {"from-inside": lambda start, length: (start + 1, min(length, inputs.LIMIT_MAX)),
+          "across-its-start": lambda start, length: (max(start - 1, 0), 2)}
+
+
+def split_tie_page(listing, run, split):
+    """The page that splits the ``run``-th tie run the ``split`` way: (start, length, offset,
+    limit), or None when the listing has no such run or does not know the page."""
+    runs = listing.tie_runs()
+    if run >= len(runs):
+        return None
+    start, length = runs[run]
+    offset, limit = SPLITS[split](start, length)
+    return (start, length, offset, limit) if listing.knows(offset, limit) else None
 
 
 @pytest.mark.requirement("ORD-02")
-@needs(lambda listing: [Page.of(offset=offset, limit=limit) for _, _, offset, limit in split_tie_pages(listing)])
-def test_pages_split_inside_ties_agree(model, listing):
-    if not listing.tie_runs():
-        pytest.skip(f"no jobs share a created_at in {listing.describe()}")
-    for start, length, offset, limit in split_tie_pages(listing):
-        page = judged_jobs(model.page(offset=offset, limit=limit))
-        expect_same_order(page, listing.window(offset, limit),
-                          f"page offset={offset} limit={limit} splitting the {length} jobs that share "
-                          f"created_at at position {start}", model)
+@pytest.mark.parametrize("run", TIE_RUNS, ids=lambda run: f"tie-run-{run + 1}")
+@pytest.mark.parametrize("split", SPLITS)
+@needs(lambda listing, run, split: [Page.of(offset=offset, limit=limit)
+                                    for _, _, offset, limit in filter(None, [split_tie_page(listing, run, split)])])
+def test_pages_split_inside_ties_agree(model, listing, run, split):
+    page = split_tie_page(listing, run, split)
+    if page is None:
+        skip_without_tie_run(listing, run)
+    start, length, offset, limit = page
+    jobs = judged_jobs(model.page(offset=offset, limit=limit))
+    expect_same_order(jobs, listing.window(offset, limit),
+                      f"page offset={offset} limit={limit} splitting the {length} jobs that share "
+                      f"created_at at position {start}", model)
+
+
+@pytest.mark.requirement("ORD-02")
+@pytest.mark.run_last
+def test_walks_of_the_listing_keep_its_order(model):
+    """The walks the run took again, to confirm a failure before reporting it, send the very
+    requests of the first walk: holding the same jobs, they must hold them in the same order."""
+    reordering = model.reordering
+    if reordering is None:
+        if not model.compared_walks:
+            pytest.skip(f"{NOTHING_TO_JUDGE}the listing was walked once (no failure asked for another walk)")
+        remark(f"{model.compared_walks} more walk(s) of the listing returned it in the same order")
+        return
+    before, after = reordering.before, reordering.after
+    fail(f"a second walk of {before.describe()}, with the same requests, returned the same jobs in another order: "
+         f"{first_difference(after.ids, before.ids)}", "ORD-02", evidence=after.exchange_at(reordering.position))

@@ -9,10 +9,12 @@ from conformance.judge import body_excerpt, describe, expect, expect_page, expec
 from conformance.model import page_jobs
 from conformance.plan import Again, Once, Page, needs
 
+# Most telling first (a request budget sends the first ones first): what overflows an integer
+# column, what a parser given a list instead of a value crashes on, then the oddities.
 ODD_QUERIES = {
+    "huge-offset": "offset=99999999999999999999999",
     "repeated-limit": "limit=1&limit=2",
     "huge-limit": "limit=99999999999999999999999",
-    "huge-offset": "offset=99999999999999999999999",
     "negative-zero": "limit=-0&offset=-0",
     "plus-sign": "limit=%2B5",
     "exponent": "limit=1e2",
@@ -29,7 +31,7 @@ ODD_QUERIES = {
 
 
 @pytest.mark.requirement("ROB-01")
-@pytest.mark.parametrize("name", sorted(ODD_QUERIES))
+@pytest.mark.parametrize("name", ODD_QUERIES)
 @needs(lambda name: [Once.of(raw_query=ODD_QUERIES[name])])
 def test_odd_query_gets_a_json_answer(target, name):
     response = target.once(raw_query=ODD_QUERIES[name])
