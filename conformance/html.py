@@ -189,13 +189,17 @@ def requirement_matrix(result: RunResult) -> str:
         f"<td>{r.id}</td><td>{r.level}</td>"
         f'<td class="{_outcome_class(r.outcome)}">{_outcome_label(r.outcome, r.level)}</td>'
         f"<td>{escape(r.text)}</td><td>{escape(r.reason or '')}</td>"
-        f"<td>{'<br>'.join(_checks_text(r.checks, outcomes))}</td></tr>"
+        f"<td>{'<br>'.join(_checks_text(r.checks, outcomes))}</td><td>{r.requests}</td></tr>"
         for r in requirements
     )
+    budget = result.budget_line()
     return (
         "<h2>Requirements</h2>"
-        '<table class="cf-matrix" id="cf-requirements"><tr><th>Id</th><th>Level</th><th>Outcome</th>'
-        f"<th>Requirement</th><th>Reason</th><th>Checks</th></tr>{body}</table>"
+        + (f'<p id="cf-budget">{escape(budget[0].upper() + budget[1:])}.</p>' if budget else "")
+        + '<table class="cf-matrix" id="cf-requirements"><tr><th>Id</th><th>Level</th><th>Outcome</th>'
+        '<th>Requirement</th><th>Reason</th><th>Checks</th>'
+        '<th title="requests sent for its checks: a request several checks asked for counts for the first '
+        f'to ask, a check citing several requirements counts for each">Requests</th></tr>{body}</table>'
     )
 
 

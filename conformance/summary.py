@@ -88,6 +88,7 @@ def render(result: RunResult, decision: GateDecision | None) -> str:
         _gate(decision),
         _failed(requirements.values()),
         _not_checked(requirements.values()),
+        _budget(result, requirements.values()),
         _reproductions(result.checks),
     ]
     return "\n\n".join(section for section in sections if section) + "\n"
@@ -132,6 +133,17 @@ def _not_checked(requirements: Iterable[RequirementResult]) -> str:
     rows.sort(key=lambda r: (r.level != "MUST", r.id))
     return f"### Not checked ({len(rows)})\n\n" + table(
         ("Requirement", "Level", "Reason"), [(r.id, r.level, text(r.reason or "")) for r in rows])
+
+
+def _budget(result: RunResult, requirements: Iterable[RequirementResult]) -> str:
+    line = result.budget_line()
+    if line is None:
+        return ""
+    return (f"### How the request budget was spent\n\n{text(line[0].upper() + line[1:])}. Requests per "
+            "requirement: a request several checks asked for counts for the first to ask, a check citing "
+            "several requirements counts for each.\n\n" + table(
+                ("Requirement", "Requests", "Checks", "Not reached (budget)"),
+                [(r.id, str(r.requests), str(len(r.checks)), str(r.cut_by_budget)) for r in requirements]))
 
 
 def _reproductions(checks: Sequence[CheckRecord]) -> str:

@@ -49,12 +49,15 @@ class OneServerErrorOnUnknownParameter(Behaviour):
     name = "test-one-500-on-unknown-parameter"
 
     def __init__(self) -> None:
-        self._failed = threading.Event()
+        self._lock = threading.Lock()
+        self.failed: QueryParams | None = None  # the query that got the 500
 
     def parse_query(self, params: QueryParams) -> Query | ErrorSpec:
-        if set(params) - set(strategies.KNOWN_PARAMETERS) and not self._failed.is_set():
-            self._failed.set()
-            return internal_error()
+        if set(params) - set(strategies.KNOWN_PARAMETERS):
+            with self._lock:
+                first, self.failed = self.failed is None, self.failed or params
+            if first:
+                return internal_error()
         return super().parse_query(params)
 
 
@@ -166,16 +169,15 @@ def test_wrong_case_status_shrinks_to_a_case_variant(reference, run_suite):
 
 @pytest.mark.slow
 def test_failure_the_replay_does_not_repeat_is_not_checked(reference, run_suite):
-    server = reference(behaviour=OneServerErrorOnUnknownParameter())
+    behaviour = OneServerErrorOnUnknownParameter()
+    server = reference(behaviour=behaviour)
     run = run_suite(*PROPERTIES_ONLY, server=server)
     record = check(run, PROPERTY)
     assert record["outcome"] == "not_checked"
     assert record["message"].startswith("not reproducible: ") and "$FREDDY_API_KEY" in record["message"]
     assert run.outcome("ROB-01") == "not_checked"
-    sent = [target for _, target in server.requests_seen]
-    first_unknown = next(target for target in sent
-                         if set(QueryParams(urlsplit(target).query)) - set(strategies.KNOWN_PARAMETERS))
-    assert sent.count(first_unknown) == 2  # the failing request and its replay, both kept
+    sent = [QueryParams(urlsplit(target).query) for _, target in server.requests_seen]
+    assert sent.count(behaviour.failed) == 2  # the failing request and its replay, both kept
 
 
 @pytest.mark.slow
