@@ -27,6 +27,9 @@ REDACTED = "***"
 FRAGMENT = 10
 _ESCAPES = (r"\\u[0-9a-fA-F]{4}", r"%[0-9a-fA-F]{2}", r"&(?:amp;)?#(?:[xX][0-9a-fA-F]{1,6}|[0-9]{1,7});", r"\\/")
 _ESCAPE = re.compile("|".join(f"({escape})" for escape in _ESCAPES))
+_MAY_ESCAPE = re.compile(r"[\\%&]")  # the characters every escape starts with
+# Past this many distinct runs the memory of judged runs starts again; longer runs are not kept.
+JUDGED_RUNS_KEPT, JUDGED_RUN_LENGTH = 8192, 256
 
 
 def base64_cores(secret: bytes) -> set[str]:
@@ -67,10 +70,14 @@ class Redactor:
             pieces = {form[start:start + width] for start in range(len(form) - width + 1)}
             self._windows[width] = self._windows.get(width, frozenset()) | pieces
         self._runs: re.Pattern[str] | None = None
+        # Runs already judged: pages repeat the same member names, ids and dates thousands of times.
+        self._judged: dict[str, bool] = {}
         if forms:
             alphabet = "".join(sorted({re.escape(char) for form in forms for char in form}))
-            unit = "|".join((*_ESCAPES, f"[{alphabet}]"))
-            self._runs = re.compile(f"(?:{unit}){{{min(self._windows)},}}")
+            # The secrets' characters first (most of any text), then the escapes of any character;
+            # possessive, since a run that ends never needs to give a character back.
+            unit = "|".join((f"[{alphabet}]", *_ESCAPES))
+            self._runs = re.compile(f"(?:{unit}){{{min(self._windows)},}}+")
 
     def __bool__(self) -> bool:
         return self._runs is not None
@@ -95,7 +102,14 @@ class Redactor:
 
     def _replacement(self, match: re.Match[str]) -> str:
         run = match.group(0)
-        return REDACTED if self._holds_a_secret(_unescape(run)) else run
+        known = self._judged.get(run)
+        if known is None:
+            known = self._holds_a_secret(run) or bool(_MAY_ESCAPE.search(run)) and self._holds_a_secret(_unescape(run))
+            if len(run) <= JUDGED_RUN_LENGTH:
+                if len(self._judged) >= JUDGED_RUNS_KEPT:
+                    self._judged.clear()
+                self._judged[run] = known
+        return REDACTED if known else run
 
     def _holds_a_secret(self, plain: str) -> bool:
         return any(plain[start:start + width] in pieces

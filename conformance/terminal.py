@@ -27,6 +27,7 @@ _INVISIBLE_CATEGORIES = frozenset({"Cc", "Cf", "Zl", "Zp", "Cs"})
 
 
 _SHORT_ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+_WITHOUT_KEPT = str.maketrans("", "", "\n\t")
 
 
 def _escape(character: str) -> str:
@@ -59,6 +60,8 @@ def visible(text: str, *, keep_newlines: bool = False) -> str:
     'ok\\\\x1b[2K\\\\rVERIFIED\\\\u202e'
     """
     if text.isprintable():  # the common case: nothing to do (isprintable is False for all of the above)
+        return text
+    if keep_newlines and text.translate(_WITHOUT_KEPT).isprintable():  # a multi-line body: the same, fast
         return text
     kept = "\n\t" if keep_newlines else ""
     return "".join(_escape(c) if _is_invisible(c) and c not in kept else c for c in text)
