@@ -323,6 +323,8 @@ class Engine:
         if any(_takes_listing(item) for item in items):
             listing = self._submit(pool, (LISTING_TIER,), _LISTING, None, self._model.listing)
         declared = [(item, self._declared(item, resources)) for item in first]
+        if listing is not None and self._target.client.max_requests is not None:
+            wait([listing])  # under a budget the walk, which most checks judge, comes first
         # What does not need the walked listing and is first for its requirement goes while the
         # listing is walked; the rest waits for the listing, so the budget is spent in order.
         chosen = {id(item) for item in _requirement_checks(declared, covered)}
