@@ -116,8 +116,8 @@ class Once(_Request):
 
 class Again(_Request):
     """``target.get(...)``: the declaring check's own request, sent for it alone even when
-    another check sends the same one; sent once the shared answers are in, since it is most
-    often their repeat."""
+    another check sends the same one; sent as soon as the other answers its check declared are
+    in, since it is most often their repeat."""
 
     wave = 2
 
@@ -293,11 +293,18 @@ class Engine:
         self._lock = threading.Lock()
         self._fetching = False
         self._fetched = False
+        self._interrupted = False
         self._submitted: dict[Hashable, Future[Any]] = {}
         self._pending: list[Future[Any]] = []
         self.failure: str | None = None  # why the plan stopped early, if it did
         self.declared = self.planned = 0
         self.sent = self.sent_before = self.sent_planned = 0
+
+    @property
+    def fetching(self) -> bool:
+        """Whether the declared requests are being fetched, or their fetch was interrupted (SIGINT):
+        either way no check has run yet."""
+        return self._fetching or self._interrupted
 
     # -- before the checks ---------------------------------------------------------------
 
@@ -309,6 +316,9 @@ class Engine:
             self._fetch(items, resources, pool)
         except Exception as error:  # noqa: BLE001 - a fault of the plan costs time (misses), never a result
             self.failure = f"{type(error).__name__}: {error}"
+        except KeyboardInterrupt:
+            self._interrupted = True
+            raise
         finally:
             pool.shutdown()
             self._fetching = False

@@ -447,9 +447,10 @@ class ConformancePlugin:
             self._interrupted()
 
     def _interrupted(self) -> None:
-        result = self.context.result
-        result.interrupted = (f"interrupted (SIGINT) during check {len(result.checks)}; "
-                              "what had not run by then was not checked")
+        result, engine = self.context.result, self.context.engine
+        where = (f"while the checks' requests were fetched ({engine.sent} sent), before the first check"
+                 if engine.fetching else f"during check {len(result.checks)}")
+        result.interrupted = f"interrupted (SIGINT) {where}; what had not run by then was not checked"
 
     @pytest.hookimpl(tryfirst=True)
     def pytest_sessionfinish(self, session: pytest.Session, exitstatus: int) -> None:

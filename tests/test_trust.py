@@ -197,6 +197,8 @@ def test_sigint_ends_the_run_as_interrupted_with_reports(reference, tmp_path):
     assert process.returncode == 130, (stdout[-2000:], stderr[-2000:])
     results = json.loads((report_dir / "results.json").read_text(encoding="utf-8"))
     assert results["verdict"] == "interrupted"
+    # 20 requests in, the plan was still fetching what the checks declared: no check had run.
+    assert "while the checks' requests were fetched" in results["verdict_reason"], results["verdict_reason"]
     assert "INTERRUPTED" in stdout + stderr
     assert "Traceback" not in stdout + stderr
 
