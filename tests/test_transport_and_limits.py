@@ -367,6 +367,21 @@ def test_a_rate_limited_target_is_paced_to_and_the_run_gets_its_verdict(cli, ref
     assert seconds <= 1.1 * bound + 12, f"{seconds:.1f} s for {requests} requests at {LIMIT} a second"
 
 
+def test_under_plain_pytest_the_learnt_pace_reaches_the_terminal(reference, tmp_path):
+    # pytest captures the process's output while the plan fetches: the line is held, then printed.
+    from conformance.cli import CHECKS_DIR
+
+    server = reference(rate_limit=LIMIT)
+    completed = subprocess.run(
+        [sys.executable, "-m", "pytest", str(CHECKS_DIR), "-q", "-p", "no:cacheprovider", "--report-dir",
+         str(tmp_path / "r"), "-k", "test_auth or test_limit"],
+        env=without_proxies(clean_env(server.suite_env(tmp_path))), cwd=tmp_path, capture_output=True, text=True,
+        timeout=RUN_LIMIT_S, stdin=subprocess.DEVNULL, check=False)
+    learnt = [line for line in completed.stdout.splitlines() if "pacing at" in line]
+    assert completed.returncode == 0 and server.modes.rate_limited, completed.stdout[-3000:] + completed.stderr[-2000:]
+    assert learnt and learnt[0].startswith("conformance: the target limits the request rate"), completed.stdout[-3000:]
+
+
 class FixedWindowLimiter:
     """A target allowing ``limit`` requests per fixed window of ``window_s`` seconds, answering
     429 with Retry-After (whole seconds to the window's end) beyond it, and rate-limit headers
