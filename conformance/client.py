@@ -30,6 +30,7 @@ from __future__ import annotations
 import email.utils
 import importlib.util
 import ipaddress
+import itertools
 import json
 import math
 import os
@@ -197,16 +198,14 @@ def spending_reserve() -> Iterator[None]:
 # and writer after this point recurses over the parsed value.
 MAX_JSON_DEPTH = 32
 _JSON_STRING = re.compile(rb'"(?:[^"\\]|\\.)*"')
-_JSON_BRACKET = re.compile(rb"[\[\]{}]")
+_NOT_BRACKETS = bytes(byte for byte in range(256) if byte not in b"[]{}")
+_STEPS = {ord("["): 1, ord("{"): 1, ord("]"): -1, ord("}"): -1}
 
 
 def json_depth(content: bytes) -> int:
     """The deepest nesting of arrays and objects in ``content`` (strings skipped)."""
-    depth = deepest = 0
-    for match in _JSON_BRACKET.finditer(_JSON_STRING.sub(b'""', content)):
-        depth += 1 if match.group(0) in b"[{" else -1
-        deepest = max(deepest, depth)
-    return deepest
+    brackets = _JSON_STRING.sub(b'""', content).translate(None, _NOT_BRACKETS)
+    return max(itertools.accumulate(map(_STEPS.__getitem__, brackets), initial=0))
 
 
 @dataclass
