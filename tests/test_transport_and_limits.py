@@ -528,6 +528,7 @@ def test_a_request_budget_leaves_checks_not_checked_never_passed(cli, budget):
     assert (f"request budget: {results['requests']} of {budget} requests sent" in run.stdout
             and f"{len(cut)} checks not reached" in run.stdout), run.stdout[-2000:]
     assert "How the request budget was spent" in (run.report_dir / "summary.md").read_text()
+    assert 'id="cf-budget"' in (run.report_dir / "report.html").read_text(encoding="utf-8")
 
 
 # Faults only the listing as a whole shows: a failure found with the last requests of the budget
