@@ -335,8 +335,9 @@ class Engine:
         declared = [(item, self._declared(item, resources)) for item in first]
         if listing is not None and self._target.client.max_requests is not None:
             wait([listing])  # under a budget the walk, which most checks judge, comes first
-        # What does not need the walked listing and is first for its requirement goes while the
-        # listing is walked; the rest waits for the listing, so the budget is spent in order.
+        # Without a budget, what does not need the walked listing and is first for its requirement
+        # goes while the listing is walked; the rest waits for the listing, so that a budget is
+        # spent in order.
         chosen = {id(item) for item in _requirement_checks(declared, covered)}
         self._submit_all(pool, [pair for pair in declared if id(pair[0]) in chosen], rounds, chosen)
         if listing is not None:
@@ -402,19 +403,30 @@ class Engine:
             return None
 
     def _after(self, futures: Sequence[Future[Any]], then: Callable[[], Any]) -> None:
-        """Call ``then`` once every one of ``futures`` is done (now, when they are)."""
+        """Call ``then`` once every one of ``futures`` is done (now, when they are). The fetch
+        waits for it too: a future's waiters wake before its callbacks run, so without this the
+        fetch could end before ``then`` queued what it queues."""
+        called: Future[None] = Future()
+        with self._lock:
+            self._pending.append(called)
         remaining = [len(futures)]
         gate = threading.Lock()
+
+        def call() -> None:
+            try:
+                then()
+            finally:
+                called.set_result(None)
 
         def one_done(_: Future[Any]) -> None:
             with gate:
                 remaining[0] -= 1
                 last = remaining[0] == 0
             if last:
-                then()
+                call()
 
         if not futures:
-            then()
+            call()
         for future in futures:
             future.add_done_callback(one_done)
 
