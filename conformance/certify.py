@@ -798,6 +798,8 @@ def _check_passed_backed_by_checks(report: Verification, rid: str, entry: dict[s
                                    checks: dict[str, dict[str, Any]]) -> None:
     if not entry["checks"]:
         report.problems.append(f"{rid} is reported passed but no check ran for it")
+    elif not any(checks.get(check_id, {}).get("outcome") == "passed" for check_id in entry["checks"]):
+        report.problems.append(f"{rid} is reported passed but none of its checks passed")
     for check_id in entry["checks"]:
         check = checks.get(check_id)
         if check is None:

@@ -30,6 +30,7 @@ from conformance import catalogue, certify, config
 from conformance.checks.test_auth import NO_LONGER_USABLE
 from conformance.cli import build_parser, main
 from conformance.reference import ReferenceServer
+from conformance.results import NOTHING_TO_JUDGE
 from conformance.terminal import visible
 from conftest import clean_env
 from tests.peak_memory import PEAK_MIB
@@ -632,9 +633,17 @@ def _fail_check(results):
     check["outcome"] = "failed"
 
 
+def _nothing_to_judge(results):
+    # The skip a check that had nothing to judge may show in a certificate, on the only check of
+    # a requirement: the requirement was then judged by nothing.
+    check = next(c for c in results["checks"] if c["requirements"] == ["AUTH-04"])
+    check.update(outcome="not_checked", message=f"{NOTHING_TO_JUDGE}forged")
+
+
 @pytest.mark.parametrize("flip, expected", [
     (_fail_requirement, "AUTH-04 (MUST) is failed: forged"),
     (_fail_check, "AUTH-04 is reported passed but its check test_auth.py::"),
+    (_nothing_to_judge, "AUTH-04 is reported passed but none of its checks passed"),
 ])
 def test_flipped_outcome_fails_naming_the_requirement(bundles, tmp_path, flip, expected):
     bundle = resigned(bundles, tmp_path / "forged.zip", flip)
