@@ -542,6 +542,22 @@ def test_a_small_budget_still_detects_faults_of_the_whole_listing(cli, fault):
     assert set(FAULTS[fault].breaks) <= run.outcomes("failed"), run.stdout[-3000:]
 
 
+def test_a_second_walk_in_another_order_fails_ord_02_and_leaves_the_comparison_unjudged(cli):
+    # unstable-ties: two replicas answer in turn, breaking created_at ties in opposite orders. A
+    # window comparison that differs asks for a second walk, which holds the same jobs reordered.
+    with ReferenceServer(behaviour="unstable-ties") as server:
+        run, _ = cli("--concurrency", "1", "--", "-k", "test_offset_selects_the_window or walks_of_the_listing",
+                     server=server)
+    checks = {check["id"]: check for check in run.results["checks"]}
+    walks = checks["test_ordering.py::test_walks_of_the_listing_keep_its_order"]
+    assert walks["outcome"] == "failed" and "returned the same jobs in another order" in walks["message"], walks
+    assert walks["curl"], walks  # the page of the second walk that differs
+    unjudged = [check for check in checks.values() if check["message"] and "another order" in check["message"]
+                and check is not walks]
+    assert unjudged and all(check["outcome"] == "not_checked" for check in unjudged)
+    assert run.outcome("ORD-02") == "failed" and run.exit_code == 1
+
+
 def test_the_budget_counts_retries_and_refuses_without_sending():
     sent: list[str] = []
     answers = iter([429, 200, 200, 429])
